@@ -1,0 +1,55 @@
+"""Herald: notification campaigns. create_app is the only way to build the app."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from dashboard import config as config_module
+from dashboard.extensions import csrf, db, init_redis, login_manager, migrate
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.path.join(PROJECT_ROOT, "instance"),
+        template_folder=os.path.join(PROJECT_ROOT, "templates"),
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    environ = dict(os.environ)
+    if config and "HERALD_ENV" in config:
+        environ["HERALD_ENV"] = config["HERALD_ENV"]
+    if config and "SECRET_KEY" in config:
+        environ["SECRET_KEY"] = config["SECRET_KEY"]
+    app.config.from_mapping(config_module.from_environment(app.instance_path, environ))
+    if config:
+        app.config.update(config)
+        if "DATABASE_URL" in config:
+            app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalise_database_url(config["DATABASE_URL"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    init_redis(app)
+
+    from dashboard import models  # noqa: F401  (register tables)
+    from dashboard.access import init_access
+    from dashboard.api import bp as api_bp
+    from dashboard.cli import register_cli
+    from dashboard.errors import register_error_handlers
+    from dashboard.web import register_web
+    from dashboard.web.security import init_security_headers
+
+    init_access(app)
+    register_web(app)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # bearer-key auth only; cookies are never accepted there
+    register_error_handlers(app)
+    init_security_headers(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,67 @@
+"""Configuration read from the environment when create_app runs, never at import."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Heroku's postgres:// form and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _dev_secret_key(instance_path: str) -> str:
+    """A per-checkout random key kept under instance/ so dev sessions survive restarts."""
+    path = Path(instance_path) / "dev-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_environment(instance_path: str, environ: os._Environ | dict | None = None) -> dict:
+    env = os.environ if environ is None else environ
+    herald_env = env.get("HERALD_ENV", "production").lower()
+    if herald_env not in ENVIRONMENTS:
+        raise RuntimeError(f"HERALD_ENV must be one of {', '.join(ENVIRONMENTS)}, not {herald_env!r}")
+    production = herald_env == "production"
+
+    secret_key = env.get("SECRET_KEY")
+    if not secret_key and production:
+        raise RuntimeError(
+            "SECRET_KEY is required outside development. Set SECRET_KEY, "
+            "or HERALD_ENV=development for local use."
+        )
+    if not secret_key:
+        secret_key = _dev_secret_key(instance_path)
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'herald.db'}"
+
+    return {
+        "HERALD_ENV": herald_env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL", "redis://localhost:6379/0"),
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,
+        # Uploads are refused before parsing above this size (25 MB CSV + form overhead).
+        "MAX_CONTENT_LENGTH": 26 * 1024 * 1024,
+        "LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_WINDOW_SECONDS": int(env.get("HERALD_LOGIN_WINDOW_SECONDS", "900")),
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+    }

@@ -1,0 +1,121 @@
+"""AppError hierarchy raised by services, and the handlers that turn errors into
+a page, an HTMX fragment or the JSON envelope of SPEC §8."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+    title = "Something is wrong with that request"
+
+    def __init__(self, message: str | None = None, details: list | None = None):
+        super().__init__(message or self.title)
+        self.message = message or self.title
+        self.details = details or []
+
+
+class ValidationError(AppError):
+    code = "validation_error"
+    title = "Please fix the highlighted problems"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "You don't have access to this"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class LifecycleError(AppError):
+    status = 409
+    code = "conflict"
+    title = "That is not possible in the current status"
+
+
+class TooLarge(AppError):
+    status = 413
+    code = "too_large"
+    title = "Too large"
+
+
+class RateLimited(AppError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Please sign in",
+    403: "You don't have access to this page",
+    404: "Page not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Upload too large",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+}
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "too_large",
+          429: "rate_limited", 500: "internal_error"}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def error_response(status: int, message: str, code: str | None = None, details=None):
+    code = code or _CODES.get(status, "error")
+    if wants_json():
+        body = {"error": {"code": code, "message": message, "details": details or []}}
+        return jsonify(body), status
+    template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
+    html = render_template(template, status=status, title=_TITLES.get(status, "Error"),
+                           message=message, details=details or [])
+    return html, status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def _app_error(err: AppError):
+        return error_response(err.status, err.message, err.code, err.details)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(err: CSRFError):
+        return error_response(
+            400,
+            "Your form expired or was missing its security token. Reload the page and try again.",
+            "csrf_failed",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        status = err.code or 500
+        messages = {
+            404: "We couldn't find what you were looking for.",
+            405: "That action isn't available here.",
+            413: "The upload is larger than the allowed maximum (25 MB).",
+        }
+        return error_response(status, messages.get(status, err.description or ""))
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        app.logger.exception("unhandled error")
+        return error_response(500, "An unexpected error happened. It has been logged; please try again.")

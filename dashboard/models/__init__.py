@@ -1,0 +1,7 @@
+"""One module per aggregate; importing this package registers every table."""
+
+from dashboard.models.account import Account, ApiKey, Role
+from dashboard.models.audit import AuditEvent
+from dashboard.models.base import utcnow
+
+__all__ = ["Account", "ApiKey", "AuditEvent", "Role", "utcnow"]

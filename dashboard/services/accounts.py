@@ -1,0 +1,232 @@
+"""Accounts, passwords, login throttling and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from dashboard.access import Actor
+from dashboard.errors import NotFound, RateLimited, Unauthorized, ValidationError
+from dashboard.extensions import db, get_redis
+from dashboard.models import Account, ApiKey, Role, utcnow
+from dashboard.services import audit
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+KEY_PREFIX = "hrld"
+# Spent on unknown emails so a login takes the same time whether the account exists.
+_DUMMY_HASH = generate_password_hash("timing-equaliser")
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def validate_email(email: str) -> str:
+    email = normalise_email(email)
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        raise ValidationError("Enter a valid email address.",
+                              [{"field": "email", "message": "Enter a valid email address."}])
+    return email
+
+
+def validate_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationError(f"Role must be one of {allowed}.",
+                              [{"field": "role", "message": f"Role must be one of {allowed}."}]) from None
+
+
+def validate_password(password: str) -> str:
+    if len(password or "") < MIN_PASSWORD:
+        msg = f"Password must be at least {MIN_PASSWORD} characters."
+        raise ValidationError(msg, [{"field": "password", "message": msg}])
+    return password
+
+
+def find_by_email(email: str) -> Account | None:
+    return db.session.scalar(select(Account).where(Account.email == normalise_email(email)))
+
+
+def create_account(email: str, role: str, password: str, actor: Actor) -> Account:
+    email = validate_email(email)
+    role = validate_role(role)
+    validate_password(password)
+    if find_by_email(email):
+        msg = "An account with this email already exists."
+        raise ValidationError(msg, [{"field": "email", "message": msg}])
+    account = Account(email=email, role=role.value, password_hash=generate_password_hash(password))
+    db.session.add(account)
+    db.session.flush()
+    audit.record(actor, "account.created", "account", account.id, details={"email": email, "role": role.value})
+    db.session.commit()
+    return account
+
+
+def set_password(account: Account, password: str) -> None:
+    validate_password(password)
+    account.password_hash = generate_password_hash(password)
+
+
+def _admin_count() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(Account).where(Account.role == Role.ADMIN, Account.active)
+    )
+
+
+def get_account(account_id: int) -> Account:
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound("No such account.")
+    return account
+
+
+def change_role(account_id: int, role: str, actor: Actor) -> Account:
+    account = get_account(account_id)
+    new_role = validate_role(role)
+    if account.role == new_role:
+        return account
+    if account.role == Role.ADMIN and account.active and _admin_count() <= 1:
+        raise ValidationError("This is the last active admin; make another admin first.")
+    old = account.role
+    account.role = new_role.value
+    audit.record(actor, "account.role_changed", "account", account.id, from_status=old, to_status=new_role.value,
+                 details={"email": account.email})
+    db.session.commit()
+    return account
+
+
+def set_active(account_id: int, active: bool, actor: Actor) -> Account:
+    account = get_account(account_id)
+    if account.active == active:
+        return account
+    if not active and account.role == Role.ADMIN and _admin_count() <= 1:
+        raise ValidationError("This is the last active admin; it cannot be deactivated.")
+    if not active and actor.account_id == account.id:
+        raise ValidationError("You cannot deactivate your own account.")
+    account.active = active
+    audit.record(actor, "account.activated" if active else "account.deactivated", "account", account.id,
+                 details={"email": account.email})
+    db.session.commit()
+    return account
+
+
+# -- login ------------------------------------------------------------------
+
+@dataclass
+class LoginThrottle:
+    """Fixed-window counter of failed logins per (client address, email) in Redis."""
+
+    address: str
+    email: str
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(f"{self.address}|{self.email}".encode()).hexdigest()[:32]
+        return f"herald:login-failures:{digest}"
+
+    def check(self) -> None:
+        limit = current_app.config["LOGIN_MAX_FAILURES"]
+        redis = get_redis()
+        failures = int(redis.get(self.key) or 0)
+        if failures >= limit:
+            ttl = max(redis.ttl(self.key), 1)
+            minutes = (ttl + 59) // 60
+            raise RateLimited(f"Too many failed sign-in attempts. Try again in {minutes} minute"
+                              f"{'s' if minutes != 1 else ''}.")
+
+    def failed(self) -> None:
+        redis = get_redis()
+        pipe = redis.pipeline()
+        pipe.incr(self.key)
+        pipe.expire(self.key, current_app.config["LOGIN_WINDOW_SECONDS"], nx=True)
+        pipe.execute()
+
+    def reset(self) -> None:
+        get_redis().delete(self.key)
+
+
+def authenticate(email: str, password: str, address: str) -> Account:
+    """Return the account for good credentials; raise Unauthorized (one message for
+    unknown email and wrong password) or RateLimited after too many failures."""
+    email = normalise_email(email)
+    throttle = LoginThrottle(address or "unknown", email)
+    throttle.check()
+    account = find_by_email(email)
+    if account is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        ok = False
+    else:
+        ok = check_password_hash(account.password_hash, password or "") and account.active
+    if not ok:
+        throttle.failed()
+        raise Unauthorized("Email or password is incorrect.")
+    throttle.reset()
+    account.last_login_at = utcnow()
+    db.session.commit()
+    return account
+
+
+# -- API keys ---------------------------------------------------------------
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(account: Account, name: str, actor: Actor) -> tuple[ApiKey, str]:
+    """Return the stored key and the plain secret, which is shown once and never stored."""
+    if not account.active:
+        raise ValidationError("This account is deactivated.")
+    prefix = secrets.token_hex(4)
+    plain = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(account=account, name=(name or "").strip()[:100], prefix=prefix, key_hash=_digest(plain))
+    db.session.add(key)
+    db.session.flush()
+    audit.record(actor, "api_key.created", "api_key", key.id,
+                 details={"prefix": prefix, "owner": account.email, "name": key.name})
+    db.session.commit()
+    return key, plain
+
+
+def revoke_api_key(key_id: int, actor: Actor) -> ApiKey:
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("No such API key.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record(actor, "api_key.revoked", "api_key", key.id,
+                     details={"prefix": key.prefix, "owner": key.account.email})
+        db.session.commit()
+    return key
+
+
+def authenticate_api_key(header: str) -> ApiKey:
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
+    token = token.strip()
+    parts = token.split("_", 2)
+    key = None
+    if len(parts) == 3 and parts[0] == KEY_PREFIX:
+        key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    expected = key.key_hash if key is not None else _digest("no-such-key")
+    if not hmac.compare_digest(_digest(token), expected) or key is None:
+        raise Unauthorized("The API key is invalid.")
+    if key.revoked_at is not None:
+        raise Unauthorized("The API key has been revoked.")
+    if not key.account.active:
+        raise Unauthorized("The API key's account is deactivated.")
+    now = utcnow()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        key.last_used_at = now
+        db.session.commit()
+    return key

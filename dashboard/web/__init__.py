@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from flask import Flask
+
+from dashboard.extensions import db, login_manager
+from dashboard.models import Account
+
+
+@login_manager.user_loader
+def _load_account(account_id: str):
+    try:
+        return db.session.get(Account, int(account_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def register_web(app: Flask) -> None:
+    from dashboard.web import admin, auth, health, home
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    for bp in (auth.bp, home.bp, admin.bp, health.bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from dashboard.access import ALL_ROLES, roles
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+@roles(*ALL_ROLES)
+def index():
+    return render_template("home/index.html")

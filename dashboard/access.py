@@ -79,7 +79,8 @@ def _enforce():
 
         g.api_key = authenticate_api_key(request.headers.get("Authorization", ""))
     elif not current_user.is_authenticated:
-        login = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+        target = request.full_path.rstrip("?") if request.method == "GET" and request.path != "/" else None
+        login = url_for("auth.login", next=target)
         if request.headers.get("HX-Request"):
             return "", 401, {"HX-Redirect": login}
         return redirect(login)

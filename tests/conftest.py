@@ -6,6 +6,7 @@ import shutil
 import threading
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -51,6 +52,15 @@ def redis_url(tmp_path_factory):
         proc.wait(timeout=10)
 
 
+class FreshContextClient(FlaskClient):
+    """Each request gets its own app context (fresh g and DB session), as in production,
+    even though the test itself holds one open to call services."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(database_url, redis_url):
     from flask_migrate import upgrade
@@ -63,6 +73,7 @@ def app(database_url, redis_url):
         "REDIS_URL": redis_url,
         "SERVER_NAME": None,
     })
+    app.test_client_class = FreshContextClient
     with app.app_context():
         upgrade()  # the real migrations, on the real backend
     return app

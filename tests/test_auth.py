@@ -24,6 +24,7 @@ def test_correct_password_signs_in_and_shows_dashboard(client, make_account):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert account.email in page
     assert "Welcome to Herald" in page
+    db.session.expire_all()
     assert db.session.get(Account, account.id).last_login_at is not None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from dashboard.access import ADMINS, current_actor, roles
 from dashboard.errors import ValidationError
@@ -87,7 +88,7 @@ def _keys_page(form: ApiKeyForm, new_key: str | None = None, status: int = 200):
 def _key_form() -> ApiKeyForm:
     form = ApiKeyForm()
     owners = db.session.scalars(select(Account).where(Account.active).order_by(Account.email)).all()
-    form.account_id.choices = [(a.id, f"{a.email} ({a.role})") for a in owners]
+    form.account_id.choices = [SelectChoice(a.id, f"{a.email} ({a.role})") for a in owners]
     return form
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from dashboard.models import Role
 
-ROLE_CHOICES = [(Role.MARKETER.value, "Marketer"), (Role.SUPPORT.value, "Support"), (Role.ADMIN.value, "Admin")]
+ROLE_CHOICES = [SelectChoice(Role.MARKETER.value, "Marketer"), SelectChoice(Role.SUPPORT.value, "Support"),
+                SelectChoice(Role.ADMIN.value, "Admin")]
 
 
 class LoginForm(FlaskForm):

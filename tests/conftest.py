@@ -21,7 +21,8 @@ PASSWORD = "correct horse battery"
 
 
 def pytest_report_header(config):
-    return f"herald: database backend = {TEST_DB}"
+    browser = CHROMIUM or "none (browser tests will be skipped)"
+    return [f"herald: database backend = {TEST_DB}", f"herald: browser = {browser}"]
 
 
 @pytest.fixture(scope="session")

@@ -3,5 +3,6 @@
 from dashboard.models.account import Account, ApiKey, Role
 from dashboard.models.audit import AuditEvent
 from dashboard.models.base import utcnow
+from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Role", "utcnow"]
+__all__ = ["Account", "ApiKey", "AuditEvent", "Role", "Template", "TemplateStatus", "TemplateVersion", "utcnow"]

@@ -1,0 +1,73 @@
+"""Reads for pages and the API: lists, lookups, pagination. No writes here."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Select, or_, select
+
+from dashboard.errors import ValidationError
+from dashboard.extensions import db
+from dashboard.models import Template
+
+MAX_LIMIT = 100
+
+
+@dataclass
+class Page:
+    items: list
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))["id"]
+        return int(value)
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError("cursor is not valid; use nextCursor from the previous page",
+                              [{"field": "cursor", "message": "not a valid cursor"}]) from None
+
+
+def parse_limit(raw, default: int = 50) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError):
+        limit = -1
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}",
+                              [{"field": "limit", "message": f"must be between 1 and {MAX_LIMIT}"}])
+    return limit
+
+
+def paginate(stmt: Select, id_column, limit: int, cursor: str | None) -> Page:
+    """Keyset pagination, newest (highest id) first."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(id_column < after)
+    rows = db.session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].id) if more and rows else None)
+
+
+def templates(status: str | None = None, search: str | None = None, *, limit: int = 50,
+              cursor: str | None = None) -> Page:
+    stmt = select(Template)
+    if status:
+        stmt = stmt.where(Template.status == status)
+    if search:
+        like = f"%{search.strip().lower()}%"
+        stmt = stmt.where(or_(Template.name.ilike(like), Template.template_id.ilike(like),
+                              Template.category.ilike(like)))
+    return paginate(stmt, Template.id, limit, cursor)

@@ -1,0 +1,279 @@
+"""Template writes: validation, create, edit (in place or as version N+1), approve, archive."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import select
+from sqlalchemy import update as sql_update
+
+from dashboard import rendering
+from dashboard.access import Actor
+from dashboard.errors import LifecycleError, NotFound, ValidationError
+from dashboard.extensions import db
+from dashboard.models import Template, TemplateStatus, TemplateVersion, utcnow
+from dashboard.services import audit
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+CHANNEL_FIELDS = {
+    "in_app": {"title": True, "body": True, "imageUrl": False, "actionUrl": False},
+    "email": {"subject": True, "text": True, "html": False},
+}
+URL_FIELDS = {"imageUrl", "actionUrl"}
+SINGLE_LINE = {"title", "subject", "imageUrl", "actionUrl"}
+MAX_VARIABLES = 50
+MAX_TEXT = 20_000
+
+
+def slugify(name: str) -> str:
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:60].strip("-") or "template"
+
+
+class _Errors:
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append({"field": field, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            first = self.items[0]
+            summary = f"{first['field']}: {first['message']}"
+            if len(self.items) > 1:
+                summary += f" (and {len(self.items) - 1} more problem{'s' if len(self.items) > 2 else ''})"
+            raise ValidationError(summary, self.items)
+
+
+def _clean_schema(raw, errors: _Errors) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.add("variableSchema", "must be a list of variables")
+        return []
+    if len(raw) > MAX_VARIABLES:
+        errors.add("variableSchema", f"at most {MAX_VARIABLES} variables")
+    schema, seen = [], set()
+    for i, var in enumerate(raw):
+        where = f"variableSchema[{i}]"
+        if not isinstance(var, dict):
+            errors.add(where, "must be an object with key and type")
+            continue
+        key = str(var.get("key") or "").strip()
+        var_type = var.get("type") or "string"
+        if not key:
+            errors.add(f"{where}.key", "a key is required")
+        elif not rendering.KEY_RE.match(key):
+            errors.add(f"{where}.key", f'"{key}" is not a valid key: use letters, digits and _ '
+                                       "and start with a letter or _")
+        elif key in seen:
+            errors.add(f"{where}.key", f'duplicate key "{key}"')
+        seen.add(key)
+        if var_type not in rendering.VARIABLE_TYPES:
+            errors.add(f"{where}.type", f'unknown type "{var_type}": use string, image or action')
+        default = var.get("defaultValue")
+        if default in ("",):
+            default = None
+        if default is not None and var_type != "string":
+            errors.add(f"{where}.defaultValue", f"a default value is only allowed for string variables, not {var_type}")
+        elif default is not None and not isinstance(default, str):
+            errors.add(f"{where}.defaultValue", "the default value must be text")
+        label = var.get("label") or ""
+        if not isinstance(label, str) or len(label) > 200:
+            errors.add(f"{where}.label", "the label must be text of at most 200 characters")
+        clean = {"key": key, "type": var_type, "label": label.strip() if isinstance(label, str) else "",
+                 "required": bool(var.get("required", False))}
+        if default is not None:
+            clean["defaultValue"] = default
+        schema.append(clean)
+    return schema
+
+
+def _clean_channels(raw, errors: _Errors) -> dict:
+    if not isinstance(raw, dict) or not raw:
+        errors.add("channels", "add content for at least one channel (in_app or email)")
+        return {}
+    channels = {}
+    for name, content in raw.items():
+        if name not in CHANNEL_FIELDS:
+            errors.add(f"channels.{name}", f'unknown channel "{name}": use in_app or email')
+            continue
+        if not isinstance(content, dict):
+            errors.add(f"channels.{name}", "must be an object")
+            continue
+        clean = {}
+        for field, required in CHANNEL_FIELDS[name].items():
+            value = content.get(field)
+            value = "" if value is None else value
+            if not isinstance(value, str):
+                errors.add(f"channels.{name}.{field}", "must be text")
+                continue
+            if field in SINGLE_LINE:
+                value = value.strip()
+            if required and not value.strip():
+                errors.add(f"channels.{name}.{field}", "is required for an enabled channel")
+            if len(value) > MAX_TEXT:
+                errors.add(f"channels.{name}.{field}", f"at most {MAX_TEXT} characters")
+            if field in URL_FIELDS and value and not rendering.placeholders(value) \
+                    and not rendering.is_http_url(value):
+                errors.add(f"channels.{name}.{field}", "must be an http(s) URL or a {{ variable }}")
+            if value:
+                clean[field] = value
+        for extra in set(content) - set(CHANNEL_FIELDS[name]):
+            errors.add(f"channels.{name}.{extra}", f'unknown field "{extra}"')
+        channels[name] = clean
+    return channels
+
+
+def _check_placeholders(channels: dict, schema: list[dict], errors: _Errors) -> None:
+    keys = {v["key"] for v in schema}
+    for name, content in channels.items():
+        for field, text in content.items():
+            for key in rendering.placeholders(text):
+                if key not in keys:
+                    errors.add(f"channels.{name}.{field}",
+                               f'uses {{{{ {key} }}}}, which is not in the variable schema')
+
+
+def validate(data: dict, current: dict | None = None) -> dict:
+    """Return the cleaned template fields or raise ValidationError with field-level details.
+
+    `current` holds the existing values for a partial update (PATCH)."""
+    if not isinstance(data, dict):
+        raise ValidationError("The body must be a JSON object.")
+    merged = dict(current or {})
+    merged.update({k: v for k, v in data.items() if v is not None or k not in merged})
+    errors = _Errors()
+    name = merged.get("name")
+    name = name.strip() if isinstance(name, str) else ""
+    if not name:
+        errors.add("name", "a name is required")
+    elif len(name) > 200:
+        errors.add("name", "at most 200 characters")
+    category = merged.get("category") or ""
+    if not isinstance(category, str) or len(category) > 64:
+        errors.add("category", "must be text of at most 64 characters")
+        category = ""
+    tags = merged.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t for t in (part.strip() for part in tags.split(",")) if t]
+    if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 32 for t in tags) \
+            or len(tags) > 20:
+        errors.add("tags", "must be a list of at most 20 tags of 1-32 characters")
+        tags = []
+    schema = _clean_schema(merged.get("variableSchema"), errors)
+    channels = _clean_channels(merged.get("channels"), errors)
+    _check_placeholders(channels, schema, errors)
+    errors.raise_if_any()
+    return {"name": name, "category": category.strip(), "tags": [t.strip() for t in tags],
+            "channels": channels, "variableSchema": schema}
+
+
+def get(template_id: str) -> Template:
+    template = db.session.scalar(select(Template).where(Template.template_id == template_id))
+    if template is None:
+        raise NotFound(f'No template "{template_id}".')
+    return template
+
+
+def _unique_slug(base: str) -> str:
+    taken = set(db.session.scalars(select(Template.template_id).where(Template.template_id.like(f"{base}%"))))
+    slug, n = base, 2
+    while slug in taken:
+        slug = f"{base[:58]}-{n}"
+        n += 1
+    return slug
+
+
+def create(data: dict, actor: Actor) -> Template:
+    clean = validate(data)
+    given = data.get("templateId")
+    if given not in (None, ""):
+        if not isinstance(given, str) or not SLUG_RE.match(given):
+            raise ValidationError("templateId: use lowercase letters, digits and dashes (at most 64)",
+                                  [{"field": "templateId",
+                                    "message": "use lowercase letters, digits and dashes (at most 64)"}])
+        if db.session.scalar(select(Template.id).where(Template.template_id == given)):
+            raise ValidationError(f'templateId: "{given}" is already taken',
+                                  [{"field": "templateId", "message": f'"{given}" is already taken'}])
+        slug = given
+    else:
+        slug = _unique_slug(slugify(clean["name"]))
+    template = Template(template_id=slug, name=clean["name"], category=clean["category"], tags=clean["tags"],
+                        status=TemplateStatus.DRAFT, version=1)
+    template.versions.append(TemplateVersion(version=1, name=clean["name"], channels=clean["channels"],
+                                             variable_schema=clean["variableSchema"], created_by=actor.label))
+    db.session.add(template)
+    db.session.flush()
+    audit.record(actor, "template.created", "template", slug, to_status=TemplateStatus.DRAFT)
+    db.session.commit()
+    return template
+
+
+def as_input(template: Template) -> dict:
+    current = template.current
+    return {"name": template.name, "category": template.category, "tags": template.tags,
+            "channels": current.channels, "variableSchema": current.variable_schema}
+
+
+def update(template_id: str, data: dict, actor: Actor) -> Template:
+    """Drafts change in place; an approved template gets version N+1 and needs approval again."""
+    template = get(template_id)
+    if template.status == TemplateStatus.ARCHIVED:
+        raise LifecycleError(f"Template is {template.status}; archived templates cannot be edited.")
+    if "templateId" in data and data["templateId"] not in (None, template.template_id):
+        raise ValidationError("templateId cannot be changed",
+                              [{"field": "templateId", "message": "cannot be changed after creation"}])
+    clean = validate({k: v for k, v in data.items() if k != "templateId"}, as_input(template))
+    old_status = template.status
+    if template.status == TemplateStatus.APPROVED:
+        template.version += 1
+        template.versions.append(TemplateVersion(version=template.version, name=clean["name"],
+                                                 channels=clean["channels"],
+                                                 variable_schema=clean["variableSchema"], created_by=actor.label))
+        template.status = TemplateStatus.DRAFT
+    else:
+        current = template.current
+        current.name, current.channels = clean["name"], clean["channels"]
+        current.variable_schema = clean["variableSchema"]
+    template.name, template.category, template.tags = clean["name"], clean["category"], clean["tags"]
+    template.updated_at = utcnow()
+    audit.record(actor, "template.edited", "template", template.template_id, from_status=old_status,
+                 to_status=template.status, details={"version": template.version})
+    db.session.commit()
+    return template
+
+
+_MOVES = {
+    "approve": ((TemplateStatus.DRAFT,), TemplateStatus.APPROVED),
+    "archive": ((TemplateStatus.DRAFT, TemplateStatus.APPROVED), TemplateStatus.ARCHIVED),
+}
+
+
+def transition(template_id: str, action: str, actor: Actor) -> Template:
+    """The one table of template moves, each a conditional UPDATE so races can't both win."""
+    template = get(template_id)
+    sources, target = _MOVES[action]
+    if template.status == target:
+        return template  # approving an approved template is a no-op, not an error
+    now, old_status = utcnow(), template.status
+    values = {"status": target, "updated_at": now}
+    if target == TemplateStatus.APPROVED:
+        validate(as_input(template))
+        values["approved_at"] = now
+    result = db.session.execute(
+        sql_update(Template).where(Template.id == template.id, Template.status.in_(sources)).values(**values)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise LifecycleError(f"Template is {get(template_id).status}; it cannot be {action}d.")
+    if target == TemplateStatus.APPROVED:
+        template.current.approved_at = now
+    audit.record(actor, f"template.{action}d", "template", template.template_id,
+                 from_status=old_status, to_status=target, details={"version": template.version})
+    db.session.commit()
+    db.session.refresh(template)
+    return template

@@ -10,7 +10,7 @@ from sqlalchemy import Select, or_, select
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
-from dashboard.models import Template
+from dashboard.models import Campaign, Recipient, Template
 
 MAX_LIMIT = 100
 
@@ -50,12 +50,13 @@ def parse_limit(raw, default: int = 50) -> int:
     return limit
 
 
-def paginate(stmt: Select, id_column, limit: int, cursor: str | None) -> Page:
-    """Keyset pagination, newest (highest id) first."""
+def paginate(stmt: Select, id_column, limit: int, cursor: str | None, newest_first: bool = True) -> Page:
+    """Keyset pagination on the id column (no OFFSET, no COUNT)."""
     after = decode_cursor(cursor)
     if after is not None:
-        stmt = stmt.where(id_column < after)
-    rows = db.session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)).all()
+        stmt = stmt.where(id_column < after if newest_first else id_column > after)
+    order = id_column.desc() if newest_first else id_column.asc()
+    rows = db.session.scalars(stmt.order_by(order).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1].id) if more and rows else None)
@@ -71,3 +72,38 @@ def templates(status: str | None = None, search: str | None = None, *, limit: in
         stmt = stmt.where(or_(Template.name.ilike(like), Template.template_id.ilike(like),
                               Template.category.ilike(like)))
     return paginate(stmt, Template.id, limit, cursor)
+
+
+def campaigns(status: str | None = None, search: str | None = None, *, limit: int = 50,
+              cursor: str | None = None) -> Page:
+    stmt = select(Campaign)
+    if status:
+        stmt = stmt.where(Campaign.status == status)
+    if search:
+        stmt = stmt.where(Campaign.name.ilike(f"%{search.strip()}%"))
+    return paginate(stmt, Campaign.id, limit, cursor)
+
+
+def recipients(campaign_id: int, status: str | None = None, user_id: str | None = None, *,
+               limit: int = 50, cursor: str | None = None) -> Page:
+    """One page of a campaign's recipients; uses the (campaign_id, ...) indexes, never counts."""
+    stmt = select(Recipient).where(Recipient.campaign_id == campaign_id)
+    if status:
+        stmt = stmt.where(Recipient.status == status)
+    if user_id:
+        prefix = user_id.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Recipient.user_id.like(f"{prefix}%", escape="\\"))
+    return paginate(stmt, Recipient.id, limit, cursor, newest_first=False)
+
+
+def recipients_for_export(campaign_id: int, batch: int = 5000):
+    """Every recipient of a campaign, streamed in id order in batches."""
+    last = 0
+    while True:
+        rows = db.session.scalars(select(Recipient).where(Recipient.campaign_id == campaign_id, Recipient.id > last)
+                                  .order_by(Recipient.id).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+        db.session.expunge_all()

@@ -1,13 +1,124 @@
 from __future__ import annotations
 
-from flask import jsonify
+from flask import Response, jsonify, request, stream_with_context
 
-from dashboard.access import ALL_ROLES, roles
-from dashboard.api.common import bp
+from dashboard import queries
+from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.api.common import bp, json_body
+from dashboard.errors import ValidationError
+from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from dashboard.services import campaigns as service
+from dashboard.services import recipients, uploads
+from dashboard.exports import recipients_csv_stream
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def campaign_json(c: Campaign) -> dict:
+    return {
+        "id": c.id, "name": c.name, "status": c.status, "templateId": c.template.template_id,
+        "templateVersion": c.template_version, "channel": c.channel, "deliveryMode": c.delivery_mode,
+        "variables": c.variables, "failureThreshold": c.failure_threshold,
+        "scheduledAt": _iso(c.scheduled_at), "startedAt": _iso(c.started_at), "completedAt": _iso(c.completed_at),
+        "createdAt": _iso(c.created_at), "updatedAt": _iso(c.updated_at),
+        "counts": {"total": c.total, "pending": c.pending, "sent": c.sent, "failed": c.failed, "skipped": c.skipped},
+        "rate": 0.0, "etaSeconds": None,
+    }
+
+
+def recipient_json(r: Recipient) -> dict:
+    return {"id": r.id, "userId": r.user_id, "email": r.email, "variables": r.variables, "status": r.status,
+            "attempts": r.attempts, "lastError": r.last_error, "createdAt": _iso(r.created_at),
+            "updatedAt": _iso(r.updated_at), "sentAt": _iso(r.sent_at)}
+
+
+def _choice(name: str, allowed) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and value not in list(allowed):
+        raise ValidationError(f"{name} must be one of {', '.join(allowed)}", [{"field": name, "message": "unknown"}])
+    return value
+
+
+def _flag(name: str) -> bool:
+    return (request.args.get(name) or "").lower() in ("1", "true", "yes")
 
 
 @bp.get("/campaigns")
 @roles(*ALL_ROLES)
 def campaign_list():
-    # Campaigns arrive with the campaign-drafts issue; until then the list is empty.
-    return jsonify({"items": [], "nextCursor": None})
+    page = queries.campaigns(_choice("status", CampaignStatus), request.args.get("q"),
+                             limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
+    return jsonify({"items": [campaign_json(c) for c in page.items], "nextCursor": page.next_cursor})
+
+
+@bp.post("/campaigns")
+@roles(*WRITERS)
+def campaign_create():
+    return jsonify(campaign_json(service.create(json_body(), current_actor()))), 201
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@roles(*ALL_ROLES)
+def campaign_read(campaign_id: int):
+    return jsonify(campaign_json(service.get(campaign_id)))
+
+
+@bp.patch("/campaigns/<int:campaign_id>")
+@roles(*WRITERS)
+def campaign_edit(campaign_id: int):
+    return jsonify(campaign_json(service.edit(campaign_id, json_body(), current_actor())))
+
+
+@bp.delete("/campaigns/<int:campaign_id>")
+@roles(*WRITERS)
+def campaign_delete(campaign_id: int):
+    service.delete_draft(campaign_id, current_actor())
+    return "", 204
+
+
+@bp.post("/campaigns/<int:campaign_id>/recipients")
+@roles(*WRITERS)
+def recipients_add(campaign_id: int):
+    body = json_body()
+    return jsonify(recipients.add_manual(campaign_id, body.get("userIds"), body.get("userVariables"),
+                                         current_actor()))
+
+
+@bp.get("/campaigns/<int:campaign_id>/recipients")
+@roles(*ALL_ROLES)
+def recipients_list(campaign_id: int):
+    service.get(campaign_id)
+    page = queries.recipients(campaign_id, _choice("status", RecipientStatus), request.args.get("userId"),
+                              limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
+    return jsonify({"items": [recipient_json(r) for r in page.items], "nextCursor": page.next_cursor})
+
+
+@bp.delete("/campaigns/<int:campaign_id>/recipients")
+@roles(*WRITERS)
+def recipients_clear(campaign_id: int):
+    removed = recipients.clear(campaign_id, current_actor())
+    return jsonify({"removed": removed, "total": 0})
+
+
+@bp.get("/campaigns/<int:campaign_id>/recipients/export")
+@roles(*ALL_ROLES)
+def recipients_export(campaign_id: int):
+    campaign = service.get(campaign_id)
+    return Response(stream_with_context(recipients_csv_stream(campaign)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="campaign-{campaign.id}-recipients.csv"'})
+
+
+@bp.post("/campaigns/<int:campaign_id>/recipients/upload")
+@roles(*WRITERS)
+def recipients_upload(campaign_id: int):
+    file = request.files.get("file")
+    if file is None:
+        raise ValidationError("Send the CSV as multipart/form-data in a field named 'file'.",
+                              [{"field": "file", "message": "missing"}])
+    if _flag("dryRun"):
+        preview = uploads.validate_upload(campaign_id, file.stream)
+        preview.pop("token")
+        return jsonify(preview)
+    return jsonify(uploads.import_now(campaign_id, file.stream, current_actor(), _flag("skipInvalid")))

@@ -3,6 +3,15 @@
 from dashboard.models.account import Account, ApiKey, Role
 from dashboard.models.audit import AuditEvent
 from dashboard.models.base import utcnow
+from dashboard.models.campaign import (
+    Campaign,
+    CampaignStatus,
+    Channel,
+    DeliveryMode,
+    Recipient,
+    RecipientStatus,
+)
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Role", "Template", "TemplateStatus", "TemplateVersion", "utcnow"]
+__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignStatus", "Channel", "DeliveryMode",
+           "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus", "TemplateVersion", "utcnow"]

@@ -1,0 +1,29 @@
+"""CSV export of a campaign's recipients, streamed, with formula cells neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from dashboard import queries, rendering
+from dashboard.models import Campaign
+from dashboard.services.uploads import neutralise
+
+
+def recipients_csv_stream(campaign: Campaign):
+    keys = [v["key"] for v in campaign.template.current.variable_schema]
+    header = ["userId", "email", "status", "attempts", "lastError", "sentAt", *keys]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    count = 0
+    for r in queries.recipients_for_export(campaign.id):
+        writer.writerow([neutralise(c) for c in (r.user_id, r.email or "", r.status, r.attempts, r.last_error or "",
+                                                 r.sent_at.isoformat() if r.sent_at else "",
+                                                 *(rendering.value_text((r.variables or {}).get(k)) for k in keys))])
+        count += 1
+        if count % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

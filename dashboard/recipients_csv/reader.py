@@ -43,6 +43,8 @@ def read_limited(stream, limit: int = MAX_BYTES) -> bytes:
 def decode(data: bytes) -> str:
     if not data.strip():
         raise CsvError("The file is empty.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvError("The file is UTF-16 text. Save it as 'CSV UTF-8' and upload it again.")
     if b"\x00" in data[:8192]:
         raise CsvError("This looks like a binary file (a spreadsheet or an archive?), not CSV text. "
                        "Export it as CSV (UTF-8) and upload that.")
@@ -66,14 +68,15 @@ def sniff_delimiter(text: str) -> str:
 
 
 def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     number = 0
     try:
         for cells in reader:
             number += 1
             yield number, cells
     except csv.Error as err:
-        raise CsvError(f"Row {number + 1} cannot be read as CSV ({err}). Check for an unclosed quote.") from None
+        raise CsvError(f"Row {number + 1} cannot be read as CSV ({err}). Check the quotes on that row: "
+                       'a quoted value must end with " before the next delimiter.') from None
 
 
 def read_csv(data: bytes) -> CsvTable:

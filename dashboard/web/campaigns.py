@@ -1,0 +1,258 @@
+"""Campaign pages: list, draft form, the campaign page with its recipients, CSV upload
+with a validation preview and confirm, export."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from sqlalchemy import select
+from wtforms import SelectChoice
+
+from dashboard import queries
+from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.errors import AppError, LifecycleError, ValidationError
+from dashboard.exports import recipients_csv_stream
+from dashboard.extensions import db
+from dashboard.models import CampaignStatus, RecipientStatus, Template, TemplateStatus
+from dashboard.services import campaigns as service
+from dashboard.services import recipients, uploads
+from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm
+from dashboard.web.forms import ConfirmForm
+
+bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+SPLIT_RE = re.compile(r"[\s,;]+")
+
+
+@bp.get("")
+@roles(*ALL_ROLES)
+def index():
+    status = request.args.get("status") or None
+    status = status if status in list(CampaignStatus) else None
+    search = (request.args.get("q") or "").strip()
+    page = queries.campaigns(status, search, limit=50, cursor=request.args.get("cursor"))
+    return render_template("campaigns/index.html", page=page, status=status, search=search,
+                           statuses=list(CampaignStatus))
+
+
+def _template_choices(form: CampaignForm) -> None:
+    rows = db.session.scalars(select(Template).where(Template.status != TemplateStatus.ARCHIVED)
+                              .order_by(Template.name)).all()
+    form.template_id.choices = [SelectChoice(t.template_id, f"{t.name} (v{t.version}, {t.status})") for t in rows]
+
+
+def _defaults_from_request(template_id: str | None) -> dict:
+    return {key[4:]: value for key, value in request.form.items() if key.startswith("var-") and value.strip()}
+
+
+def _schema_for(template_id: str | None) -> list[dict]:
+    template = db.session.scalar(select(Template).where(Template.template_id == template_id)) if template_id else None
+    return template.current.variable_schema if template else []
+
+
+def _form_page(form: CampaignForm, campaign=None, defaults=None, status: int = 200):
+    schema = _schema_for(form.template_id.data)
+    return render_template("campaigns/form.html", form=form, campaign=campaign, schema=schema,
+                           defaults=defaults or {}), status
+
+
+def _payload(form: CampaignForm) -> dict:
+    threshold = form.failure_threshold.data
+    return {"name": form.name.data or "", "templateId": form.template_id.data, "channel": form.channel.data,
+            "deliveryMode": form.delivery_mode.data,
+            "failureThreshold": (threshold / 100) if threshold else 0.5,
+            "variables": _defaults_from_request(form.template_id.data)}
+
+
+def _apply(form: CampaignForm, err: ValidationError) -> None:
+    fields = {"name": form.name, "templateId": form.template_id, "channel": form.channel,
+              "deliveryMode": form.delivery_mode, "failureThreshold": form.failure_threshold}
+    for detail in err.details:
+        field = fields.get(detail.get("field"))
+        if field is not None:
+            field.errors = [*field.errors, detail["message"]]
+        else:
+            form.form_errors.append(f"{detail.get('field', '').replace('variables.', 'Default for ')}: "
+                                    f"{detail['message']}")
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles(*WRITERS)
+def create():
+    form = CampaignForm()
+    _template_choices(form)
+    if request.method == "GET":
+        if request.args.get("template"):
+            form.template_id.data = request.args["template"]
+        if not form.template_id.choices:
+            flash("Create a template first: a campaign sends a template's content.", "info")
+        return _form_page(form)
+    if form.validate():
+        try:
+            campaign = service.create(_payload(form), current_actor())
+        except ValidationError as err:
+            _apply(form, err)
+        else:
+            flash(f"Draft “{campaign.name}” created. Now add recipients.", "success")
+            return redirect(url_for("campaigns.show", campaign_id=campaign.id))
+    return _form_page(form, defaults=_defaults_from_request(form.template_id.data), status=400)
+
+
+@bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
+@roles(*WRITERS)
+def edit(campaign_id: int):
+    campaign = service.get(campaign_id)
+    if not campaign.is_draft:
+        flash(f"This campaign is {campaign.status}; only drafts can be changed.", "error")
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    if request.method == "GET":
+        form = CampaignForm(data={"name": campaign.name, "template_id": campaign.template.template_id,
+                                  "channel": campaign.channel, "delivery_mode": campaign.delivery_mode,
+                                  "failure_threshold": round(campaign.failure_threshold * 100)})
+        _template_choices(form)
+        return _form_page(form, campaign, defaults=campaign.variables)
+    form = CampaignForm()
+    _template_choices(form)
+    if form.validate():
+        try:
+            service.edit(campaign_id, _payload(form), current_actor())
+        except ValidationError as err:
+            _apply(form, err)
+        except LifecycleError as err:
+            flash(err.message, "error")
+            return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+        else:
+            flash("Draft saved.", "success")
+            return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    return _form_page(form, campaign, defaults=_defaults_from_request(form.template_id.data), status=400)
+
+
+@bp.get("/_defaults")
+@roles(*WRITERS)
+def defaults_fields():
+    """HTMX: the default-value inputs for the chosen template's variables."""
+    return render_template("campaigns/_defaults.html", schema=_schema_for(request.args.get("template_id")),
+                           defaults={})
+
+
+def _recipients_context(campaign):
+    status = request.args.get("status") or None
+    status = status if status in list(RecipientStatus) else None
+    search = (request.args.get("userId") or "").strip()
+    page = queries.recipients(campaign.id, status, search, limit=50, cursor=request.args.get("cursor"))
+    return {"campaign": campaign, "rpage": page, "rstatus": status, "rsearch": search,
+            "rstatuses": list(RecipientStatus), "confirm": ConfirmForm()}
+
+
+@bp.get("/<int:campaign_id>")
+@roles(*ALL_ROLES)
+def show(campaign_id: int):
+    campaign = service.get(campaign_id)
+    return render_template("campaigns/show.html", add_form=AddRecipientsForm(), upload_form=UploadForm(),
+                           **_recipients_context(campaign))
+
+
+@bp.get("/<int:campaign_id>/_recipients")
+@roles(*ALL_ROLES)
+def recipients_table(campaign_id: int):
+    """HTMX: filter, search and page the recipients table in place."""
+    return render_template("campaigns/_recipients.html", **_recipients_context(service.get(campaign_id)))
+
+
+@bp.post("/<int:campaign_id>/delete")
+@roles(*WRITERS)
+def delete(campaign_id: int):
+    ConfirmForm()
+    try:
+        name = service.get(campaign_id).name
+        service.delete_draft(campaign_id, current_actor())
+    except LifecycleError as err:
+        flash(err.message, "error")
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    flash(f"Draft “{name}” deleted.", "success")
+    return redirect(url_for("campaigns.index"))
+
+
+@bp.post("/<int:campaign_id>/recipients")
+@roles(*WRITERS)
+def add_recipients(campaign_id: int):
+    form = AddRecipientsForm()
+    ids = [part for part in SPLIT_RE.split(form.user_ids.data or "") if part]
+    try:
+        if not ids:
+            raise ValidationError("Enter at least one user ID (one per line, or separated by commas).")
+        result = recipients.add_manual(campaign_id, ids, None, current_actor())
+    except (ValidationError, LifecycleError) as err:
+        bad = [f"#{d['index'] + 1} “{d.get('userId')}”" for d in err.details if "index" in d][:5]
+        flash(err.message + (f" First problems: {', '.join(bad)}." if bad else ""), "error")
+    else:
+        added, merged = result["added"], result["merged"]
+        message = f"Added {added:,} recipient{'s' if added != 1 else ''}"
+        if merged:
+            message += f", merged {merged:,} duplicate{'s' if merged != 1 else ''}"
+        flash(f"{message}. Total: {result['total']:,}.", "success")
+    return redirect(url_for("campaigns.show", campaign_id=campaign_id) + "#recipients")
+
+
+@bp.post("/<int:campaign_id>/recipients/clear")
+@roles(*WRITERS)
+def clear_recipients(campaign_id: int):
+    ConfirmForm()
+    try:
+        removed = recipients.clear(campaign_id, current_actor())
+        flash(f"Removed all {removed:,} recipients.", "success")
+    except LifecycleError as err:
+        flash(err.message, "error")
+    return redirect(url_for("campaigns.show", campaign_id=campaign_id) + "#recipients")
+
+
+@bp.post("/<int:campaign_id>/upload")
+@roles(*WRITERS)
+def upload(campaign_id: int):
+    campaign = service.get(campaign_id)
+    form = UploadForm()
+    htmx = bool(request.headers.get("HX-Request"))
+    template = "campaigns/_upload_preview.html" if htmx else "campaigns/upload_preview.html"
+    file = request.files.get("file")
+    try:
+        if file is None or not file.filename:
+            raise ValidationError("Choose a CSV file to upload.")
+        preview = uploads.validate_upload(campaign_id, file.stream)
+    except AppError as err:
+        return render_template(template, campaign=campaign, preview=None, error=err.message, form=form,
+                               confirm=ConfirmForm()), err.status
+    return render_template(template, campaign=campaign, preview=preview, error=None, form=form,
+                           confirm=ConfirmForm(), filename=file.filename)
+
+
+@bp.post("/<int:campaign_id>/uploads/<token>/confirm")
+@roles(*WRITERS)
+def confirm_upload(campaign_id: int, token: str):
+    ConfirmForm()
+    try:
+        outcome = uploads.confirm(campaign_id, token, current_actor())
+    except AppError as err:
+        flash(err.message, "error")
+    else:
+        flash(f"Imported {outcome['imported']:,} recipients ({outcome['added']:,} new, {outcome['merged']:,} updated). "
+              f"Total: {outcome['total']:,}.", "success")
+    return redirect(url_for("campaigns.show", campaign_id=campaign_id) + "#recipients")
+
+
+def _csv_response(body, filename: str) -> Response:
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/<int:campaign_id>/uploads/<token>/rejected.csv")
+@roles(*WRITERS)
+def rejected_rows(campaign_id: int, token: str):
+    return _csv_response(uploads.rejected_csv(campaign_id, token), f"campaign-{campaign_id}-rejected-rows.csv")
+
+
+@bp.get("/<int:campaign_id>/recipients.csv")
+@roles(*ALL_ROLES)
+def export(campaign_id: int):
+    campaign = service.get(campaign_id)
+    return _csv_response(stream_with_context(recipients_csv_stream(campaign)),
+                         f"campaign-{campaign.id}-recipients.csv")

@@ -34,3 +34,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Performance figures beside the bars of QUALITY.md (PostgreSQL; not part of the tests).
+bench: $(STAMP)
+	$(PY) scripts/bench.py

@@ -1,0 +1,68 @@
+"""`make bench`: the performance figures of QUALITY.md, each printed beside its bar and its
+ratio to a floor measured in the same run. Needs the local PostgreSQL and a Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import services  # noqa: E402
+
+RUNS = int(os.environ.get("HERALD_BENCH_RUNS", "3"))
+
+
+def run_part(part: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-m", "scripts.bench_parts", part], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        sys.stderr.write(out.stdout + out.stderr)
+        raise SystemExit(f"benchmark part {part} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def line(label: str, value: float, unit: str, bar: float, floor: float | None, lower_is_better: bool = True) -> str:
+    ok = value <= bar if lower_is_better else value >= bar
+    ratio = f"{value / floor:5.1f}x floor ({floor:.3f}{unit})" if floor else ""
+    sign = "<=" if lower_is_better else ">="
+    return f"  {label:<46} {value:8.3f}{unit:<3} bar {sign} {bar:g}{unit:<3} {'PASS' if ok else 'FAIL':<5} {ratio}"
+
+
+def main() -> int:
+    if not services.postgres_reachable():
+        print(f"PostgreSQL is not reachable at {services.postgres_admin_url()}; the bars are for PostgreSQL.")
+        return 2
+    redis_url = os.environ.get("HERALD_TEST_REDIS_URL", services.DEFAULT_REDIS)
+    proc = None
+    if not services.redis_reachable(redis_url):
+        from scripts import redis_server
+
+        proc, redis_url = redis_server.start(ROOT / "instance" / "bench-redis")
+    db_url = services.create_postgres_database()
+    env = dict(os.environ, HERALD_ENV="testing", SECRET_KEY="bench", DATABASE_URL=db_url,
+               REDIS_URL=redis_url.rsplit("/", 1)[0] + "/13" if redis_url.count("/") > 2 else redis_url + "/13")
+    try:
+        print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs\n")
+        print("CSV recipients (100,000 rows, 4 variables)")
+        csv_runs = [run_part("csv", env) for _ in range(RUNS)]
+        med = {k: statistics.median(r[k] for r in csv_runs) for k in csv_runs[0] if isinstance(csv_runs[0][k], float)}
+        print(f"  file size {csv_runs[0]['size_mb']:.2f} MB")
+        print(line("validate (dry run), server time", med["validate_s"], " s", 2.0, med["floor_parse_s"]))
+        print(line("web process peak RSS during validate", med["rss_mb"], " MB", 300, None))
+        print(line("confirm/import into PostgreSQL", med["import_s"], " s", 3.0, med["floor_copy_s"]))
+        print("  floors: stdlib csv parse of the same bytes; raw COPY of the same 100,000 rows")
+    finally:
+        services.drop_postgres_database(db_url)
+        if proc is not None:
+            proc.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

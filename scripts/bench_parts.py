@@ -1,0 +1,105 @@
+"""One benchmark part per process (so peak RSS is that part's own); prints one JSON line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import resource
+import sys
+import time
+
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from dashboard import create_app
+from dashboard.access import Actor
+from dashboard.extensions import db, get_redis
+from dashboard.services import accounts, campaigns, templates
+
+ACTOR = Actor.system("bench")
+ROWS = 100_000
+
+
+def make_csv(rows: int = ROWS) -> bytes:
+    rnd = random.Random(7)
+    out = io.StringIO()
+    out.write("userId,firstName,offer,city,banner\n")
+    names, cities = ["Ann", "Bob", "Cleo", "Dev", "Eve"], ["Oslo", "Rome", "Lima", "Pune"]
+    for i in range(rows):
+        out.write(f"u-{i:06d},{rnd.choice(names)},{rnd.randint(5, 50)}%,{rnd.choice(cities)},"
+                  f"https://i.io/{i % 97}.png\n")
+    return out.getvalue().encode()
+
+
+def setup(app) -> tuple[int, str]:
+    upgrade()
+    get_redis().flushdb()
+    db.session.execute(text("TRUNCATE recipients, campaigns, template_versions, templates, audit_events, "
+                            "api_keys, accounts RESTART IDENTITY CASCADE"))
+    db.session.commit()
+    templates.create({"name": "Bench", "templateId": "bench",
+                      "channels": {"in_app": {"title": "Hi {{ firstName }}", "body": "{{ offer }}",
+                                              "imageUrl": "{{ banner }}", "actionUrl": "https://shop.io/{{ city }}"}},
+                      "variableSchema": [{"key": "firstName", "type": "string", "required": True},
+                                         {"key": "offer", "type": "string", "required": True},
+                                         {"key": "city", "type": "string"}, {"key": "banner", "type": "image"}]},
+                     ACTOR)
+    templates.transition("bench", "approve", ACTOR)
+    campaign = campaigns.create({"name": "Bench", "templateId": "bench"}, ACTOR)
+    owner = accounts.create_account("bench@example.com", "marketer", "bench-password", ACTOR)
+    _, key = accounts.create_api_key(owner, "bench", ACTOR)
+    return campaign.id, key
+
+
+def floor_parse(data: bytes) -> float:
+    start = time.perf_counter()
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    assert len(rows) == ROWS + 1
+    return time.perf_counter() - start
+
+
+def floor_copy(data: bytes) -> float:
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))[1:]
+    conn = db.session.connection()
+    conn.execute(text("CREATE TEMP TABLE copy_floor (campaign_id int, user_id varchar(128), variables text)"))
+    raw = conn.connection.driver_connection
+    start = time.perf_counter()
+    with raw.cursor() as cur, cur.copy("COPY copy_floor FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row((1, r[0], json.dumps({"firstName": r[1], "offer": r[2], "city": r[3], "banner": r[4]})))
+    db.session.commit()
+    return time.perf_counter() - start
+
+
+def part_csv() -> dict:
+    app = create_app()
+    client = app.test_client()
+    with app.app_context():
+        campaign_id, key = setup(app)
+        data = make_csv()
+        headers = {"Authorization": f"Bearer {key}"}
+        url = f"/api/v1/campaigns/{campaign_id}/recipients/upload"
+        start = time.perf_counter()
+        response = client.post(url + "?dryRun=true", headers=headers,
+                               data={"file": (io.BytesIO(data), "bench.csv")}, content_type="multipart/form-data")
+        validate_s = time.perf_counter() - start
+        assert response.status_code == 200 and response.get_json()["accepted"] == ROWS, response.get_json()
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # Import: the confirm step of the dashboard (the staged rows), timed on its own.
+        from dashboard.services import uploads
+
+        preview = uploads.validate_upload(campaign_id, io.BytesIO(data))
+        start = time.perf_counter()
+        outcome = uploads.confirm(campaign_id, preview["token"], ACTOR)
+        import_s = time.perf_counter() - start
+        assert outcome["imported"] == ROWS
+        return {"validate_s": validate_s, "import_s": import_s, "rss_mb": rss_mb,
+                "floor_parse_s": floor_parse(data), "floor_copy_s": floor_copy(data),
+                "size_mb": len(data) / 1024 / 1024}
+
+
+if __name__ == "__main__":
+    result = {"csv": part_csv}[sys.argv[1]]()
+    print(json.dumps(result))

@@ -81,7 +81,8 @@ def test_upload_preview_confirm_and_rejected_download(client, logged_in):
                                      "'=cmd,z,\"\"\"=cmd\"\" is not a valid userId (1-128 characters: letters, "
                                      "digits and _ - . @ :)\""]
     assert db.session.scalar(select(func.count()).select_from(Recipient)) == 0
-    response = client.post(f"/campaigns/{cid}/uploads/{token}/confirm", data={"csrf_token": _token(client, f"/campaigns/{cid}")})
+    response = client.post(f"/campaigns/{cid}/uploads/{token}/confirm",
+                           data={"csrf_token": _token(client, f"/campaigns/{cid}")})
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
     assert "Imported 1 recipients" in page
     assert db.session.scalars(select(Recipient.user_id)).all() == ["u1"]
@@ -127,9 +128,12 @@ def test_non_draft_pages_refuse_changes_with_clear_message(client, logged_in):
     page = client.get(f"/campaigns/{cid}").get_data(as_text=True)
     assert "Delete draft" not in page and "Add recipients" not in page
     response = client.get(f"/campaigns/{cid}/edit")
-    assert "This campaign is sending; only drafts can be changed." in client.get(response.headers["Location"]).get_data(as_text=True)
-    response = client.post(f"/campaigns/{cid}/recipients/clear", data={"csrf_token": _token(client, f"/campaigns/{cid}")})
-    assert "Campaign is sending; only drafts can be changed." in client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "This campaign is sending; only drafts can be changed." in page
+    response = client.post(f"/campaigns/{cid}/recipients/clear",
+                           data={"csrf_token": _token(client, f"/campaigns/{cid}")})
+    page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert "Campaign is sending; only drafts can be changed." in page
     response = _upload(client, cid, b"userId,offer\nu1,x\n")
     assert response.status_code == 409 and "only drafts can be changed" in response.get_data(as_text=True)
 

@@ -6,10 +6,10 @@ from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.api.common import bp, json_body
 from dashboard.errors import ValidationError
+from dashboard.exports import recipients_csv_stream
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from dashboard.services import campaigns as service
 from dashboard.services import recipients, uploads
-from dashboard.exports import recipients_csv_stream
 
 
 def _iso(value):

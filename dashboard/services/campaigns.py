@@ -98,7 +98,8 @@ def validate(data: dict, current: Campaign | None = None) -> dict:
         errors.append({"field": "channel", "message": "must be in_app, email or webhook"})
     elif template is not None and TEMPLATE_CHANNEL[Channel(channel)] not in template.current.channels:
         needed = "email" if channel == Channel.EMAIL else "in-app"
-        errors.append({"field": "channel", "message": f"the template has no {needed} content for the {channel} channel"})
+        errors.append({"field": "channel",
+                       "message": f"the template has no {needed} content for the {channel} channel"})
     mode = data.get("deliveryMode", current.delivery_mode if current else DeliveryMode.BATCH)
     if mode not in list(DeliveryMode):
         errors.append({"field": "deliveryMode", "message": "must be realtime or batch"})

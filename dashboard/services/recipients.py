@@ -116,7 +116,8 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict
     if errors:
         db.session.rollback()
         positions = ", ".join(str(e["index"]) for e in errors if "index" in e)[:200]
-        message = (f"{len(errors)} invalid userId{'s' if len(errors) > 1 else ''} at position{'s' if len(errors) > 1 else ''} {positions}; nothing was added."
+        plural = "s" if len(errors) > 1 else ""
+        message = (f"{len(errors)} invalid userId{plural} at position{plural} {positions}; nothing was added."
                    if positions else f"{errors[0]['field']}: {errors[0]['message']}; nothing was added.")
         raise ValidationError(message, errors[:1000])
     merged_input: dict[str, tuple[dict, None]] = {}

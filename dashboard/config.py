@@ -63,5 +63,7 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "MAX_CONTENT_LENGTH": 26 * 1024 * 1024,
         "LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES", "5")),
         "LOGIN_WINDOW_SECONDS": int(env.get("HERALD_LOGIN_WINDOW_SECONDS", "900")),
+        # A chunk or a start that has not moved for this long is presumed lost and re-enqueued.
+        "HERALD_STALL_SECONDS": int(env.get("HERALD_STALL_SECONDS", "30")),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
     }

@@ -26,9 +26,40 @@ def in_app_context(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if has_app_context():
+        if has_app_context():  # e.g. a SimpleWorker inside a test: start from fresh state
+            from dashboard.extensions import db
+
+            db.session.expire_all()
             return func(*args, **kwargs)
         with get_app().app_context():
             return func(*args, **kwargs)
 
     return wrapper
+
+
+@in_app_context
+def start_campaign(campaign_id: int) -> int:
+    from dashboard.services import sending
+
+    return sending.plan(campaign_id)
+
+
+@in_app_context
+def deliver_chunk(chunk_id: int) -> dict:
+    from dashboard.services import sending
+
+    return sending.deliver_chunk(chunk_id)
+
+
+@in_app_context
+def fire_scheduled(campaign_id: int, scheduled_for: str) -> bool:
+    from dashboard.services import sending
+
+    return sending.fire_scheduled(campaign_id, scheduled_for)
+
+
+@in_app_context
+def sweep() -> dict | None:
+    from dashboard.services import sending
+
+    return sending.sweep_with_lock()

@@ -1,16 +1,40 @@
-"""The RQ worker class named in the Procfile: builds the app before forking work horses."""
+"""The RQ worker class named in the Procfile: builds the app before forking work horses, and
+runs Herald's sweep (lost chunks, missed schedules) with RQ's periodic maintenance."""
 
 from __future__ import annotations
 
+import os
+
 from rq import Worker
+from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_TASK_INTERVAL, DEFAULT_WORKER_TTL
 
 from dashboard import jobs
 
 
 class HeraldWorker(Worker):
     def __init__(self, *args, **kwargs):
+        # Short TTLs so a killed worker is noticed quickly and an idle one sweeps often.
+        # (rq's command line passes its own defaults, so replace those, keep explicit choices)
+        kwargs["default_worker_ttl"] = None
+        if kwargs.get("worker_ttl") in (None, DEFAULT_WORKER_TTL):
+            kwargs["worker_ttl"] = int(os.environ.get("HERALD_WORKER_TTL", "40"))
+        if kwargs.get("job_monitoring_interval") in (None, DEFAULT_JOB_MONITORING_INTERVAL):
+            kwargs["job_monitoring_interval"] = 10
+        if kwargs.get("maintenance_interval") in (None, DEFAULT_MAINTENANCE_TASK_INTERVAL):
+            kwargs["maintenance_interval"] = int(os.environ.get("HERALD_SWEEP_SECONDS", "10"))
         super().__init__(*args, **kwargs)
         jobs.get_app()
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        try:
+            jobs.sweep()
+        except Exception:  # a failed sweep must never stop the worker; the next one retries
+            self.log.exception("Herald sweep failed")
 
     def main_work_horse(self, job, queue):
         # The horse is a fork: never reuse the parent's pooled DB sockets.

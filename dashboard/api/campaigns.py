@@ -4,12 +4,12 @@ from flask import Response, jsonify, request, stream_with_context
 
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
-from dashboard.api.common import bp, json_body
+from dashboard.api.common import bp, idempotent, json_body
 from dashboard.errors import ValidationError
 from dashboard.exports import recipients_csv_stream
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from dashboard.services import campaigns as service
-from dashboard.services import recipients, uploads
+from dashboard.services import lifecycle, recipients, sending, uploads
 
 
 def _iso(value):
@@ -17,6 +17,7 @@ def _iso(value):
 
 
 def campaign_json(c: Campaign) -> dict:
+    rate, eta = sending.rate_and_eta(c)
     return {
         "id": c.id, "name": c.name, "status": c.status, "templateId": c.template.template_id,
         "templateVersion": c.template_version, "channel": c.channel, "deliveryMode": c.delivery_mode,
@@ -24,7 +25,7 @@ def campaign_json(c: Campaign) -> dict:
         "scheduledAt": _iso(c.scheduled_at), "startedAt": _iso(c.started_at), "completedAt": _iso(c.completed_at),
         "createdAt": _iso(c.created_at), "updatedAt": _iso(c.updated_at),
         "counts": {"total": c.total, "pending": c.pending, "sent": c.sent, "failed": c.failed, "skipped": c.skipped},
-        "rate": 0.0, "etaSeconds": None,
+        "rate": rate, "etaSeconds": eta, "failureReason": c.failure_reason,
     }
 
 
@@ -55,6 +56,7 @@ def campaign_list():
 
 @bp.post("/campaigns")
 @roles(*WRITERS)
+@idempotent
 def campaign_create():
     return jsonify(campaign_json(service.create(json_body(), current_actor()))), 201
 
@@ -122,3 +124,37 @@ def recipients_upload(campaign_id: int):
         preview.pop("token")
         return jsonify(preview)
     return jsonify(uploads.import_now(campaign_id, file.stream, current_actor(), _flag("skipInvalid")))
+
+
+@bp.post("/campaigns/<int:campaign_id>/send")
+@roles(*WRITERS)
+@idempotent
+def campaign_send(campaign_id: int):
+    body = json_body(optional=True)
+    return jsonify(campaign_json(lifecycle.send(campaign_id, body.get("scheduledAt"), current_actor()))), 202
+
+
+@bp.post("/campaigns/<int:campaign_id>/unschedule")
+@roles(*WRITERS)
+def campaign_unschedule(campaign_id: int):
+    return jsonify(campaign_json(lifecycle.unschedule(campaign_id, current_actor())))
+
+
+@bp.post("/campaigns/<int:campaign_id>/cancel")
+@roles(*WRITERS)
+def campaign_cancel(campaign_id: int):
+    return jsonify(campaign_json(lifecycle.cancel(campaign_id, current_actor())))
+
+
+@bp.post("/campaigns/<int:campaign_id>/duplicate")
+@roles(*WRITERS)
+@idempotent
+def campaign_duplicate(campaign_id: int):
+    return jsonify(campaign_json(lifecycle.duplicate(campaign_id, current_actor()))), 201
+
+
+@bp.post("/campaigns/<int:campaign_id>/retry-failed")
+@roles(*WRITERS)
+@idempotent
+def campaign_retry_failed(campaign_id: int):
+    return jsonify(campaign_json(lifecycle.retry_failed(campaign_id, current_actor()))), 201

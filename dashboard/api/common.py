@@ -1,15 +1,58 @@
 from __future__ import annotations
 
-from flask import Blueprint, request
+import functools
+import hashlib
+import json
 
-from dashboard.errors import ValidationError
+from flask import Blueprint, g, make_response, request
+
+from dashboard.errors import LifecycleError, ValidationError
+from dashboard.extensions import get_redis
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+IDEMPOTENCY_TTL = 24 * 3600
 
 
-def json_body() -> dict:
+def json_body(optional: bool = False) -> dict:
     """The request's JSON object, or a 400 that says what is wrong with it."""
+    if optional and not request.get_data():
+        return {}
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ValidationError("Send a JSON object with Content-Type: application/json.")
     return data
+
+
+def idempotent(view):
+    """`Idempotency-Key` on POSTs that create or send: a retry with the same key gets the
+    first answer again instead of acting twice (kept 24 h per API key)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return view(*args, **kwargs)
+        if len(key) > 255:
+            raise ValidationError("Idempotency-Key must be at most 255 characters.")
+        digest = hashlib.sha256(f"{request.method} {request.path} {key}".encode()).hexdigest()
+        slot = f"herald:idem:{g.api_key.id}:{digest}"
+        redis = get_redis()
+        stored = redis.get(slot)
+        if stored is not None:
+            saved = json.loads(stored)
+            response = make_response(saved["body"], saved["status"])
+            response.headers["Content-Type"] = "application/json"
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        if not redis.set(slot + ":lock", "1", nx=True, ex=60):
+            raise LifecycleError("A request with this Idempotency-Key is still being processed; retry shortly.")
+        try:
+            response = make_response(view(*args, **kwargs))
+            if response.status_code < 500:
+                redis.set(slot, json.dumps({"status": response.status_code,
+                                            "body": response.get_data(as_text=True)}), ex=IDEMPOTENCY_TTL)
+            return response
+        finally:
+            redis.delete(slot + ":lock")
+
+    return wrapper

@@ -5,13 +5,15 @@ from dashboard.models.audit import AuditEvent
 from dashboard.models.base import utcnow
 from dashboard.models.campaign import (
     Campaign,
+    CampaignChunk,
     CampaignStatus,
     Channel,
     DeliveryMode,
     Recipient,
     RecipientStatus,
 )
+from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignStatus", "Channel", "DeliveryMode",
+__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "Notification", "CampaignStatus", "Channel", "DeliveryMode",
            "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus", "TemplateVersion", "utcnow"]

@@ -1,0 +1,187 @@
+"""The campaign lifecycle of SPEC §3 in one place: one table of allowed moves, each move a
+conditional UPDATE (so two racing requests cannot both win) plus an audit row."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, literal, or_, select, update
+
+from dashboard import channels
+from dashboard.access import Actor
+from dashboard.errors import LifecycleError, ValidationError
+from dashboard.extensions import db
+from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus, TemplateStatus, utcnow
+from dashboard.services import audit
+from dashboard.services import campaigns as campaign_service
+
+S = CampaignStatus
+# move -> (allowed from, to)
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "send": (frozenset({S.DRAFT, S.SCHEDULED}), S.SENDING),
+    "schedule": (frozenset({S.DRAFT}), S.SCHEDULED),
+    "fire": (frozenset({S.SCHEDULED}), S.SENDING),
+    "unschedule": (frozenset({S.SCHEDULED}), S.DRAFT),
+    "cancel": (frozenset({S.DRAFT, S.SCHEDULED, S.SENDING}), S.CANCELLED),
+    "complete": (frozenset({S.SENDING}), S.SENT),
+    "fail": (frozenset({S.SENDING}), S.FAILED),
+}
+MAX_AHEAD = timedelta(days=365)
+
+
+def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), **values) -> Campaign:
+    """Apply one move atomically or raise LifecycleError (409) naming the current status."""
+    sources, target = TRANSITIONS[move]
+    before = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if before is None:
+        campaign_service.get(campaign_id)  # raises NotFound
+    now = utcnow()
+    result = db.session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status.in_(sources), *extra_where)
+        .values(status=target, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        current = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        raise LifecycleError(f"Campaign is {current}; it cannot {move.replace('_', ' ')} from there.",
+                             [{"field": "status", "message": current}])
+    audit.record(actor, f"campaign.{move}", "campaign", campaign_id, from_status=before, to_status=target,
+                 details={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()
+                          if k in ("scheduled_at", "template_version", "failure_reason")})
+    campaign = db.session.get(Campaign, campaign_id)
+    db.session.refresh(campaign)
+    return campaign
+
+
+def parse_scheduled_at(raw) -> datetime:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError("scheduledAt must be an ISO 8601 date-time with a UTC offset, "
+                              "e.g. 2026-12-01T09:00:00+01:00.", [{"field": "scheduledAt", "message": "invalid"}])
+    text = raw.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f'scheduledAt "{raw[:40]}" is not an ISO 8601 date-time.',
+                              [{"field": "scheduledAt", "message": "not ISO 8601"}]) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValidationError("scheduledAt has no UTC offset; add one (e.g. +00:00 or Z) so the time is unambiguous.",
+                              [{"field": "scheduledAt", "message": "no UTC offset"}])
+    now = utcnow()
+    if when <= now:
+        raise ValidationError("scheduledAt is in the past; pick a future time.",
+                              [{"field": "scheduledAt", "message": "in the past"}])
+    if when > now + MAX_AHEAD:
+        raise ValidationError("scheduledAt is more than 365 days ahead.",
+                              [{"field": "scheduledAt", "message": "too far ahead"}])
+    return when
+
+
+def check_ready(campaign: Campaign) -> None:
+    """Send-time checks: recipients, an approved template, every required variable resolvable."""
+    if campaign.total == 0:
+        raise ValidationError("The campaign has no recipients; add some before sending.")
+    template = campaign.template
+    if template.status != TemplateStatus.APPROVED:
+        raise ValidationError(f"The template “{template.name}” is {template.status}; approve it before sending.")
+    if not channels.available(campaign.channel):
+        raise ValidationError(f"The {campaign.channel} channel is not available; choose in_app.")
+    schema = template.current.variable_schema
+    unresolved = [v["key"] for v in schema if v.get("required")
+                  and campaign.variables.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]
+    if not unresolved:
+        return
+    missing = or_(*[or_(Recipient.variables[k].as_string().is_(None), Recipient.variables[k].as_string() == "")
+                    for k in unresolved])
+    where = (Recipient.campaign_id == campaign.id, missing)
+    count = db.session.scalar(select(func.count()).select_from(Recipient).where(*where))
+    if count:
+        few = db.session.scalars(select(Recipient.user_id).where(*where).order_by(Recipient.id).limit(5)).all()
+        raise ValidationError(
+            f"{count:,} recipient{'s are' if count > 1 else ' is'} missing a required variable "
+            f"({', '.join(unresolved)}), e.g. {', '.join(few)}. Add the values or a campaign default.",
+            [{"userId": u, "message": "missing required variable"} for u in few])
+
+
+def send(campaign_id: int, scheduled_at_raw, actor: Actor) -> Campaign:
+    """Send now, or schedule. Enqueueing happens after the commit (see jobs.after_send)."""
+    from dashboard.services import sending
+
+    campaign = campaign_service.get(campaign_id)
+    when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw not in (None, "") else None
+    if campaign.status not in TRANSITIONS["send"][0]:
+        raise LifecycleError(f"Campaign is {campaign.status}; it cannot be sent.",
+                             [{"field": "status", "message": campaign.status}])
+    if when is not None and campaign.status != S.DRAFT:
+        raise LifecycleError(f"Campaign is {campaign.status}; unschedule it before choosing a new time.")
+    check_ready(campaign)
+    pinned = {"template_version": campaign.template.version}
+    if when is None:
+        campaign = transition(campaign_id, "send", actor, started_at=utcnow(), **pinned)
+        db.session.commit()
+        sending.enqueue_start(campaign.id)
+    else:
+        campaign = transition(campaign_id, "schedule", actor, scheduled_at=when, **pinned)
+        db.session.commit()
+        sending.enqueue_scheduled(campaign.id, when)
+    return campaign
+
+
+def unschedule(campaign_id: int, actor: Actor) -> Campaign:
+    campaign = transition(campaign_id, "unschedule", actor, scheduled_at=None, template_version=None)
+    db.session.commit()
+    return campaign
+
+
+def cancel(campaign_id: int, actor: Actor) -> Campaign:
+    """Stop a campaign; recipients not yet delivered become skipped (after the status commit,
+    so in-flight chunks finish or find nothing to claim — no lock-order deadlock)."""
+    from dashboard.services import sending
+
+    campaign = transition(campaign_id, "cancel", actor, completed_at=utcnow())
+    db.session.commit()
+    sending.skip_pending(campaign_id)
+    return campaign_service.get(campaign_id)
+
+
+def _copy(campaign: Campaign, actor: Actor, name: str, only_failed: bool) -> Campaign:
+    new = Campaign(name=name[:200], template_pk=campaign.template_pk, channel=campaign.channel,
+                   delivery_mode=campaign.delivery_mode, variables=dict(campaign.variables),
+                   failure_threshold=campaign.failure_threshold, status=S.DRAFT, created_by=actor.label)
+    db.session.add(new)
+    db.session.flush()
+    columns = select(literal(new.id), Recipient.user_id, Recipient.variables, Recipient.email,
+                     literal(RecipientStatus.PENDING.value), literal(0),
+                     literal(utcnow(), Recipient.created_at.type))
+    columns = columns.where(Recipient.campaign_id == campaign.id)
+    if only_failed:
+        columns = columns.where(Recipient.status == RecipientStatus.FAILED)
+    db.session.execute(insert(Recipient).from_select(
+        ["campaign_id", "user_id", "variables", "email", "status", "attempts", "created_at"], columns))
+    from dashboard.services.recipients import recount
+
+    recount(new)
+    return new
+
+
+def duplicate(campaign_id: int, actor: Actor) -> Campaign:
+    campaign = campaign_service.get(campaign_id)
+    new = _copy(campaign, actor, f"{campaign.name} (copy)", only_failed=False)
+    audit.record(actor, "campaign.duplicated", "campaign", new.id, to_status=S.DRAFT,
+                 details={"from": campaign.id, "recipients": new.total})
+    db.session.commit()
+    return new
+
+
+def retry_failed(campaign_id: int, actor: Actor) -> Campaign:
+    campaign = campaign_service.get(campaign_id)
+    if campaign.status not in (S.SENT, S.FAILED, S.CANCELLED):
+        raise LifecycleError(f"Campaign is {campaign.status}; retry failed recipients once it has finished.")
+    if campaign.failed == 0:
+        raise ValidationError("No recipient failed in this campaign; there is nothing to retry.")
+    new = _copy(campaign, actor, f"{campaign.name} (retry failed)", only_failed=True)
+    audit.record(actor, "campaign.retry_failed", "campaign", new.id, to_status=S.DRAFT,
+                 details={"from": campaign.id, "recipients": new.total})
+    db.session.commit()
+    return new

@@ -1,0 +1,318 @@
+"""The sending engine: plan a send into chunks (rows in the database), deliver a chunk in
+bulk through its channel, keep counters and rate, finish the campaign, and sweep for work
+that was lost (worker killed, Redis restarted, scheduler down)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, insert, select, update
+
+from dashboard import rendering
+from dashboard.access import Actor
+from dashboard.channels import ChannelUnavailable, Message, get_channel
+from dashboard.errors import LifecycleError
+from dashboard.extensions import db, get_queue, get_redis
+from dashboard.models import (
+    Campaign,
+    CampaignChunk,
+    CampaignStatus,
+    DeliveryMode,
+    Recipient,
+    RecipientStatus,
+    TemplateVersion,
+    utcnow,
+)
+
+WORKER = Actor.system("worker")
+SCHEDULER = Actor.system("scheduler")
+BATCH_CHUNK = 1000
+RATE_WINDOW = 10
+FAILURE_MIN_PROCESSED = 200
+
+
+# -- enqueueing (always after the transaction that made the work visible has committed) ----
+
+def enqueue_start(campaign_id: int) -> None:
+    get_queue("batch").enqueue("dashboard.jobs.start_campaign", campaign_id,
+                               job_id=f"herald-start-{campaign_id}", result_ttl=600)
+
+
+def enqueue_scheduled(campaign_id: int, when: datetime) -> None:
+    get_queue("default").enqueue_at(when, "dashboard.jobs.fire_scheduled", campaign_id, when.isoformat(),
+                                    result_ttl=600)
+
+
+def _enqueue_chunks(chunks: list[CampaignChunk], mode: str) -> None:
+    queue = get_queue("realtime" if mode == DeliveryMode.REALTIME else "batch")
+    pipe = get_redis().pipeline()
+    for chunk in chunks:
+        queue.enqueue("dashboard.jobs.deliver_chunk", chunk.id, job_id=chunk.job_id, result_ttl=300,
+                      job_timeout=600, pipeline=pipe)
+    pipe.execute()
+
+
+# -- planning ----------------------------------------------------------------
+
+def plan(campaign_id: int) -> int:
+    """Split the pending recipients into id ranges (one statement), store them, enqueue them."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
+        return 0
+    exists = db.session.scalar(select(func.count()).select_from(CampaignChunk)
+                               .where(CampaignChunk.campaign_id == campaign_id))
+    if exists:
+        return 0  # already planned; the sweep looks after lost chunks
+    size = 1 if campaign.delivery_mode == DeliveryMode.REALTIME else BATCH_CHUNK
+    numbered = select(Recipient.id, func.row_number().over(order_by=Recipient.id).label("n")).where(
+        Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING).subquery()
+    starts = db.session.scalars(select(numbered.c.id).where((numbered.c.n - 1) % size == 0)
+                                .order_by(numbered.c.id)).all()
+    if not starts:
+        finish_if_done(campaign_id)
+        return 0
+    top = db.session.scalar(select(func.max(Recipient.id)).where(Recipient.campaign_id == campaign_id))
+    bounds = [(lo, (starts[i + 1] - 1) if i + 1 < len(starts) else top) for i, lo in enumerate(starts)]
+    now = utcnow()
+    db.session.execute(insert(CampaignChunk), [
+        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "done": False, "attempts": 1, "enqueued_at": now}
+        for lo, hi in bounds])
+    db.session.commit()
+    chunks = db.session.scalars(select(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id)
+                                .order_by(CampaignChunk.id)).all()
+    _enqueue_chunks(chunks, campaign.delivery_mode)
+    return len(chunks)
+
+
+# -- delivering a chunk -------------------------------------------------------
+
+def _messages(campaign: Campaign, version: TemplateVersion, rows, content_key: str) -> list[Message]:
+    content = version.channels.get(content_key, {})
+    out = []
+    for rid, user_id, variables, email in rows:
+        values, _, _ = rendering.resolve(version.variable_schema, variables or {}, campaign.variables)
+        rendered = {field: rendering.render(text_, values, html=(field == "html")) for field, text_ in content.items()}
+        out.append(Message(rid, campaign.id, user_id, email, rendered, values))
+    return out
+
+
+def deliver_chunk(chunk_id: int) -> dict:
+    chunk = db.session.get(CampaignChunk, chunk_id)
+    if chunk is None or chunk.done:
+        return {"delivered": 0, "skipped": "done"}
+    campaign = db.session.get(Campaign, chunk.campaign_id)
+    if campaign.status != CampaignStatus.SENDING:
+        return {"delivered": 0, "skipped": campaign.status}
+    version = db.session.scalar(select(TemplateVersion).where(
+        TemplateVersion.template_pk == campaign.template_pk, TemplateVersion.version == campaign.template_version))
+    try:
+        channel = get_channel(campaign.channel)
+    except ChannelUnavailable as err:
+        fail_campaign(campaign.id, str(err))
+        return {"delivered": 0, "skipped": "channel"}
+    in_range = and_(Recipient.campaign_id == campaign.id, Recipient.id.between(chunk.lo, chunk.hi),
+                    Recipient.status == RecipientStatus.PENDING)
+    now = utcnow()
+    if channel.transactional:
+        # Claim and deliver in one transaction: a re-run finds nothing pending (exactly once).
+        claimed = db.session.execute(
+            update(Recipient).where(in_range)
+            .values(status=RecipientStatus.SENT, sent_at=now, updated_at=now, attempts=Recipient.attempts + 1)
+            .returning(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email)
+            .execution_options(synchronize_session=False)
+        ).all()
+        messages = _messages(campaign, version, claimed, channel.content_key)
+        results = channel.send_batch(messages)
+        sent = sum(1 for r in results if r.outcome == "sent")
+        failed = len(results) - sent
+    else:  # pragma: no cover - external channels arrive with the channels issue
+        raise LifecycleError(f"{campaign.channel} delivery is not implemented")
+    chunk_done = db.session.execute(
+        update(CampaignChunk).where(CampaignChunk.id == chunk.id, CampaignChunk.done.is_(False)).values(done=True)
+        .execution_options(synchronize_session=False))
+    if chunk_done.rowcount != 1:
+        db.session.rollback()
+        return {"delivered": 0, "skipped": "raced"}
+    counters = db.session.execute(
+        update(Campaign).where(Campaign.id == campaign.id)
+        .values(pending=Campaign.pending - sent - failed, sent=Campaign.sent + sent, failed=Campaign.failed + failed,
+                progress_at=now)
+        .returning(Campaign.pending).execution_options(synchronize_session=False)).one()
+    db.session.commit()
+    record_rate(campaign.id, sent + failed)
+    if counters.pending <= 0:
+        finish_if_done(campaign.id)
+    return {"delivered": sent, "failed": failed}
+
+
+# -- progress -----------------------------------------------------------------
+
+def record_rate(campaign_id: int, n: int) -> None:
+    if n <= 0:
+        return
+    key = f"herald:rate:{campaign_id}"
+    pipe = get_redis().pipeline()
+    pipe.hincrby(key, str(int(time.time())), n)
+    pipe.expire(key, 120)
+    pipe.execute()
+
+
+def rate_and_eta(campaign: Campaign) -> tuple[float, int | None]:
+    """Messages per second over the last ~10 s (from per-second buckets in Redis) and the ETA."""
+    if campaign.status != CampaignStatus.SENDING:
+        return 0.0, None
+    try:
+        buckets = get_redis().hgetall(f"herald:rate:{campaign.id}")
+    except Exception:  # progress display must not break when Redis blips
+        return 0.0, None
+    now = int(time.time())
+    recent = sum(int(v) for k, v in buckets.items() if now - RATE_WINDOW < int(k) <= now)
+    rate = recent / RATE_WINDOW
+    eta = int(campaign.pending / rate) if rate > 0 else None
+    return round(rate, 1), eta
+
+
+# -- finishing ----------------------------------------------------------------
+
+def finish_if_done(campaign_id: int) -> None:
+    """sending -> sent when nothing is pending (or failed past the threshold)."""
+    from dashboard.services import lifecycle
+
+    campaign = db.session.get(Campaign, campaign_id)
+    db.session.refresh(campaign)
+    if campaign.status != CampaignStatus.SENDING:
+        return
+    processed = campaign.sent + campaign.failed
+    if processed >= FAILURE_MIN_PROCESSED and campaign.failed / processed > campaign.failure_threshold:
+        fail_campaign(campaign_id, f"{campaign.failed:,} of {processed:,} deliveries failed, above the "
+                                   f"{campaign.failure_threshold:.0%} threshold")
+        return
+    if campaign.pending > 0:
+        return
+    open_chunks = db.session.scalar(select(func.count()).select_from(CampaignChunk).where(
+        CampaignChunk.campaign_id == campaign_id, CampaignChunk.done.is_(False)))
+    if open_chunks:
+        return
+    try:
+        lifecycle.transition(campaign_id, "complete", WORKER, completed_at=utcnow())
+        db.session.commit()
+    except LifecycleError:
+        db.session.rollback()
+
+
+def fail_campaign(campaign_id: int, reason: str) -> None:
+    from dashboard.services import lifecycle
+
+    try:
+        lifecycle.transition(campaign_id, "fail", WORKER, completed_at=utcnow(), failure_reason=reason[:1000])
+        db.session.commit()
+    except LifecycleError:
+        db.session.rollback()
+        return
+    skip_pending(campaign_id)
+
+
+def skip_pending(campaign_id: int) -> None:
+    """Recipients not yet delivered become skipped; counters are recomputed from the rows."""
+    from dashboard.services.recipients import recount
+
+    now = utcnow()
+    db.session.execute(update(Recipient).where(Recipient.campaign_id == campaign_id,
+                                               Recipient.status == RecipientStatus.PENDING)
+                       .values(status=RecipientStatus.SKIPPED, updated_at=now)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(update(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id)
+                       .values(done=True).execution_options(synchronize_session=False))
+    db.session.commit()
+    campaign = db.session.get(Campaign, campaign_id)
+    recount(campaign)
+    db.session.commit()
+
+
+# -- scheduled start and the sweep -------------------------------------------------
+
+def fire_scheduled(campaign_id: int, scheduled_for: str | None) -> bool:
+    """The scheduled time arrived: start, unless unscheduled, cancelled or rescheduled meanwhile."""
+    from dashboard.services import lifecycle
+
+    extra = ()
+    if scheduled_for:
+        extra = (Campaign.scheduled_at == datetime.fromisoformat(scheduled_for),)
+    try:
+        lifecycle.transition(campaign_id, "fire", SCHEDULER, extra_where=extra, started_at=utcnow())
+    except LifecycleError:
+        return False
+    db.session.commit()
+    plan(campaign_id)
+    return True
+
+
+def _job_is_alive(job_id: str, stall: timedelta) -> bool:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return True
+    if status == JobStatus.STARTED:
+        started = job.started_at
+        if started is not None and started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        return started is not None and utcnow() - started < stall
+    return False
+
+
+def sweep() -> dict:
+    """Find work that stopped moving and restart it; safe to run from any number of workers."""
+    stall = timedelta(seconds=current_app.config.get("HERALD_STALL_SECONDS", 30))
+    now = utcnow()
+    report = {"fired": 0, "planned": 0, "requeued": 0, "finished": 0}
+    due = db.session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.SCHEDULED,
+                                                       Campaign.scheduled_at <= now - timedelta(seconds=5))).all()
+    for campaign_id in due:
+        report["fired"] += fire_scheduled(campaign_id, None)
+    sending = db.session.scalars(select(Campaign).where(Campaign.status == CampaignStatus.SENDING)).all()
+    for campaign in sending:
+        last = campaign.progress_at or campaign.started_at or campaign.updated_at
+        chunks = db.session.scalars(select(CampaignChunk).where(CampaignChunk.campaign_id == campaign.id,
+                                                                CampaignChunk.done.is_(False))).all()
+        total_chunks = db.session.scalar(select(func.count()).select_from(CampaignChunk)
+                                         .where(CampaignChunk.campaign_id == campaign.id))
+        if total_chunks == 0:
+            if last is None or now - last >= stall:
+                report["planned"] += bool(plan(campaign.id))
+            continue
+        lost = [c for c in chunks if now - c.enqueued_at >= stall and not _job_is_alive(c.job_id, stall)]
+        for chunk in lost:
+            chunk.attempts += 1
+            chunk.enqueued_at = now
+        if lost:
+            db.session.commit()
+            _enqueue_chunks(lost, campaign.delivery_mode)
+            report["requeued"] += len(lost)
+        if not chunks:
+            from dashboard.services.recipients import recount
+
+            recount(campaign)
+            db.session.commit()
+            finish_if_done(campaign.id)
+            report["finished"] += 1
+    return report
+
+
+def sweep_with_lock() -> dict | None:
+    redis = get_redis()
+    if not redis.set("herald:sweep-lock", "1", nx=True, ex=20):
+        return None
+    try:
+        return sweep()
+    finally:
+        redis.delete("herald:sweep-lock")
+
+

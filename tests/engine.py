@@ -1,0 +1,37 @@
+"""Helpers for engine tests: run queued RQ jobs with a real worker (burst, in-process or as
+the Procfile's command)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rq import SimpleWorker
+
+from dashboard.extensions import QUEUE_NAMES, get_queue, get_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def drain() -> None:
+    """Run every queued job in this process (real RQ, real Redis, no fork)."""
+    worker = SimpleWorker([get_queue(n) for n in QUEUE_NAMES], connection=get_redis())
+    worker.work(burst=True)
+
+
+def worker_env(app, **extra) -> dict:
+    return dict(os.environ, HERALD_ENV="testing", SECRET_KEY="test-secret-key",
+                DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
+                HERALD_STALL_SECONDS=str(app.config["HERALD_STALL_SECONDS"]), **extra)
+
+
+def start_worker(app, burst: bool = False, **extra) -> subprocess.Popen:
+    rq = Path(sys.executable).parent / "rq"
+    args = [str(rq), "worker", "--with-scheduler", "-c", "dashboard.rq_settings",
+            "-w", "dashboard.worker.HeraldWorker", *QUEUE_NAMES]
+    if burst:
+        args.insert(2, "--burst")
+    return subprocess.Popen(args, cwd=ROOT, env=worker_env(app, **extra), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)

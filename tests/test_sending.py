@@ -207,7 +207,8 @@ def test_duplicate_and_retry_failed(app):
     db.session.commit()
     retry = lifecycle.retry_failed(c.id, ACTOR)
     assert retry.status == "draft" and retry.total == 2
-    assert sorted(db.session.scalars(select(Recipient.user_id).where(Recipient.campaign_id == retry.id))) == ["u1", "u3"]
+    retried = db.session.scalars(select(Recipient.user_id).where(Recipient.campaign_id == retry.id))
+    assert sorted(retried) == ["u1", "u3"]
     copy = lifecycle.duplicate(c.id, ACTOR)
     assert copy.total == 4 and copy.name == "C (copy)" and copy.variables == {"offer": "10%"}
     assert set(db.session.scalars(select(Recipient.status).where(Recipient.campaign_id == copy.id))) == {"pending"}

@@ -15,5 +15,6 @@ from dashboard.models.campaign import (
 from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "Notification", "CampaignStatus", "Channel", "DeliveryMode",
-           "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus", "TemplateVersion", "utcnow"]
+__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus", "Channel",
+           "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus",
+           "TemplateVersion", "utcnow"]

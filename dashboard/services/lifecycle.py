@@ -139,7 +139,7 @@ def cancel(campaign_id: int, actor: Actor) -> Campaign:
     so in-flight chunks finish or find nothing to claim — no lock-order deadlock)."""
     from dashboard.services import sending
 
-    campaign = transition(campaign_id, "cancel", actor, completed_at=utcnow())
+    transition(campaign_id, "cancel", actor, completed_at=utcnow())
     db.session.commit()
     sending.skip_pending(campaign_id)
     return campaign_service.get(campaign_id)

@@ -19,8 +19,8 @@ def make_campaign(n: int = 5, mode: str = "batch", approve: bool = True, **varia
     make_template(status="approved" if approve else "draft")
     campaign = campaigns.create({"name": "C", "templateId": "promo", "deliveryMode": mode,
                                  "variables": variables or {"offer": "10%"}}, ACTOR)
-    if n:
-        recipients.add_manual(campaign.id, [f"u{i}" for i in range(n)], None, ACTOR)
+    for start in range(0, n, 10_000):
+        recipients.add_manual(campaign.id, [f"u{i}" for i in range(start, min(n, start + 10_000))], None, ACTOR)
     return db.session.get(Campaign, campaign.id)
 
 

@@ -65,7 +65,7 @@ def plan(campaign_id: int) -> int:
                                .where(CampaignChunk.campaign_id == campaign_id))
     if exists:
         return 0  # already planned; the sweep looks after lost chunks
-    size = 1 if campaign.delivery_mode == DeliveryMode.REALTIME else BATCH_CHUNK
+    size = 1 if campaign.delivery_mode == DeliveryMode.REALTIME else current_app.config["HERALD_BATCH_CHUNK"]
     numbered = select(Recipient.id, func.row_number().over(order_by=Recipient.id).label("n")).where(
         Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING).subquery()
     starts = db.session.scalars(select(numbered.c.id).where((numbered.c.n - 1) % size == 0)

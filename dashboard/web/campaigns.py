@@ -19,6 +19,7 @@ from dashboard.services import campaigns as service
 from dashboard.services import recipients, uploads
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm
 from dashboard.web.forms import ConfirmForm
+from dashboard.web.sending import TIMEZONES, status_context
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 SPLIT_RE = re.compile(r"[\s,;]+")
@@ -148,8 +149,10 @@ def _recipients_context(campaign):
 @roles(*ALL_ROLES)
 def show(campaign_id: int):
     campaign = service.get(campaign_id)
+    context = _recipients_context(campaign)
+    context.update(status_context(campaign))
     return render_template("campaigns/show.html", add_form=AddRecipientsForm(), upload_form=UploadForm(),
-                           **_recipients_context(campaign))
+                           timezones=TIMEZONES, **context)
 
 
 @bp.get("/<int:campaign_id>/_recipients")

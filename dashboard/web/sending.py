@@ -1,0 +1,104 @@
+"""Review & send, schedule, the lifecycle buttons and the live status partial."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.errors import AppError
+from dashboard.extensions import db
+from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from dashboard.services import lifecycle, sending
+from dashboard.services import campaigns as campaign_service
+from dashboard.web.forms import ConfirmForm
+
+bp = Blueprint("sending", __name__, url_prefix="/campaigns")
+LIVE = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
+TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+
+
+def status_context(campaign: Campaign) -> dict:
+    rate, eta = sending.rate_and_eta(campaign)
+    failures = []
+    if campaign.failed:
+        failures = db.session.execute(
+            select(Recipient.user_id, Recipient.last_error, Recipient.updated_at)
+            .where(Recipient.campaign_id == campaign.id, Recipient.status == RecipientStatus.FAILED)
+            .order_by(Recipient.id.desc()).limit(5)).all()
+    done = campaign.sent + campaign.failed + campaign.skipped
+    return {"campaign": campaign, "rate": rate, "eta": eta, "failures": failures, "done": done,
+            "live": campaign.status in LIVE, "confirm": ConfirmForm()}
+
+
+@bp.get("/<int:campaign_id>/_status")
+@roles(*ALL_ROLES)
+def status(campaign_id: int):
+    """HTMX poll target: one primary-key read; answers 286 (stop polling) once final."""
+    campaign = campaign_service.get(campaign_id)
+    html = render_template("campaigns/_status.html", **status_context(campaign))
+    code = 286 if request.headers.get("HX-Request") and campaign.status not in LIVE else 200
+    return html, code
+
+
+def _back(campaign_id: int):
+    return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+
+
+def parse_local(value: str, zone: str) -> str:
+    """A datetime-local value in the chosen time zone -> ISO 8601 with its UTC offset."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AppError(f"Unknown time zone “{zone}”.") from None
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        raise AppError("Pick a date and time for the schedule.") from None
+    return naive.replace(tzinfo=tz).isoformat()
+
+
+@bp.post("/<int:campaign_id>/send")
+@roles(*WRITERS)
+def send(campaign_id: int):
+    ConfirmForm()
+    try:
+        when = None
+        if request.form.get("intent") == "schedule":
+            when = parse_local(request.form.get("scheduled_local", ""), request.form.get("timezone", "UTC"))
+        campaign = lifecycle.send(campaign_id, when, current_actor())
+    except AppError as err:
+        flash(err.message, "error")
+    else:
+        if campaign.status == CampaignStatus.SCHEDULED:
+            flash(f"Scheduled for {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC.", "success")
+        else:
+            flash(f"Sending to {campaign.total:,} recipients.", "success")
+    return _back(campaign_id)
+
+
+def _simple(move: str, message: str):
+    def view(campaign_id: int):
+        ConfirmForm()
+        try:
+            result = getattr(lifecycle, move)(campaign_id, current_actor())
+        except AppError as err:
+            flash(err.message, "error")
+            return _back(campaign_id)
+        flash(message.format(c=result), "success")
+        return _back(result.id)
+    view.__name__ = move
+    return view
+
+
+for _move, _path, _message in (
+    ("unschedule", "unschedule", "Unscheduled; the campaign is a draft again."),
+    ("cancel", "cancel", "Cancelled. Recipients not yet reached were skipped."),
+    ("duplicate", "duplicate", "Created “{c.name}” with {c.total:,} recipients."),
+    ("retry_failed", "retry-failed", "Created “{c.name}” with the {c.total:,} failed recipients."),
+):
+    bp.add_url_rule(f"/<int:campaign_id>/{_path}", _move, roles(*WRITERS)(_simple(_move, _message)),
+                    methods=["POST"])

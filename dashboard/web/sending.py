@@ -40,8 +40,11 @@ def status(campaign_id: int):
     """HTMX poll target: one primary-key read; answers 286 (stop polling) once final."""
     campaign = campaign_service.get(campaign_id)
     html = render_template("campaigns/_status.html", **status_context(campaign))
-    code = 286 if request.headers.get("HX-Request") and campaign.status not in LIVE else 200
-    return html, code
+    if not request.headers.get("HX-Request"):
+        return html
+    if campaign.status in LIVE:
+        return html, 200, {"HX-Trigger": "campaign-progress"}
+    return html, 286, {"HX-Trigger": "campaign-finished"}
 
 
 def _back(campaign_id: int):

@@ -49,6 +49,7 @@ def main() -> int:
                REDIS_URL=redis_url.rsplit("/", 1)[0] + "/13" if redis_url.count("/") > 2 else redis_url + "/13")
     try:
         print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs\n")
+        only = os.environ.get("HERALD_BENCH_ONLY", "")
         print("CSV recipients (100,000 rows, 4 variables)")
         csv_runs = [run_part("csv", env) for _ in range(RUNS)]
         med = {k: statistics.median(r[k] for r in csv_runs) for k in csv_runs[0] if isinstance(csv_runs[0][k], float)}
@@ -57,6 +58,20 @@ def main() -> int:
         print(line("web process peak RSS during validate", med["rss_mb"], " MB", 300, None))
         print(line("confirm/import into PostgreSQL", med["import_s"], " s", 3.0, med["floor_copy_s"]))
         print("  floors: stdlib csv parse of the same bytes; raw COPY of the same 100,000 rows")
+
+        if only == "csv":
+            return 0
+        print("\nSend 100,000 recipients, in_app, batch")
+        one = [run_part("send1", env) for _ in range(RUNS)]
+        two = [run_part("send2", env) for _ in range(RUNS)]
+        t1 = statistics.median(r["send_s"] for r in one)
+        t2 = statistics.median(r["send_s"] for r in two)
+        rss = max(r["worker_rss_mb"] for r in one)
+        print(line("send -> sent, 1 worker", t1, " s", 20.0, med["floor_copy_s"]))
+        print(line("worker RSS (parent + work horse), peak", rss, " MB", 250, None))
+        print(line("send -> sent, 2 workers", t2, " s", t1 / 1.6, None))
+        print(line("speed-up with 2 workers", t1 / t2, " x", 1.6, None, lower_is_better=False))
+        print("  floor: raw COPY of 100,000 rows (the least a send must write)")
     finally:
         services.drop_postgres_database(db_url)
         if proc is not None:

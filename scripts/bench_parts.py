@@ -100,6 +100,68 @@ def part_csv() -> dict:
                 "size_mb": len(data) / 1024 / 1024}
 
 
+def _rss_mb(pids: list[int]) -> float:
+    """Resident memory of the given processes and their children (the forked work horses)."""
+    import subprocess
+
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True).stdout
+    rows = [tuple(int(x) for x in line.split()) for line in out.splitlines() if line.strip()]
+    worst = 0
+    for pid in pids:
+        family = {pid} | {p for p, pp, _ in rows if pp == pid}
+        family |= {p for p, pp, _ in rows if pp in family}
+        worst = max(worst, max((rss for p, _, rss in rows if p == pid), default=0)
+                    + max((rss for p, pp, rss in rows if p in family and p != pid), default=0))
+    return worst / 1024
+
+
+def part_send(workers: int) -> dict:
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from dashboard.models import Campaign
+    from dashboard.services import lifecycle, recipients
+
+    app = create_app()
+    with app.app_context():
+        campaign_id, _ = setup(app)
+        rows = [(f"u-{i:06d}", {"firstName": "Ann", "offer": "20%"}, None) for i in range(ROWS)]
+        recipients.bulk_upsert(campaign_id, rows)
+        recipients.recount(db.session.get(Campaign, campaign_id))
+        db.session.commit()
+        rq = str(Path(sys.executable).parent / "rq")
+        procs = [subprocess.Popen([rq, "worker", "-c", "dashboard.rq_settings", "-w", "dashboard.worker.HeraldWorker",
+                                   "realtime", "batch", "default"], env=os.environ.copy(), start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+        time.sleep(2.0)  # let the workers boot and subscribe
+        try:
+            start = time.perf_counter()
+            lifecycle.send(campaign_id, None, ACTOR)
+            peak, sampled = 0.0, 0.0
+            while True:
+                db.session.expire_all()
+                status = db.session.get(Campaign, campaign_id).status
+                if status != "sending":
+                    break
+                if time.perf_counter() - sampled > 1.0:  # `ps` costs CPU the workers need
+                    peak, sampled = max(peak, _rss_mb([p.pid for p in procs])), time.perf_counter()
+                if time.perf_counter() - start > 600:
+                    raise SystemExit("send did not finish within 10 minutes")
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            campaign = db.session.get(Campaign, campaign_id)
+            assert (campaign.status, campaign.sent) == ("sent", ROWS), (campaign.status, campaign.sent)
+        finally:
+            for p in procs:
+                os.killpg(p.pid, signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=30)
+        return {"send_s": elapsed, "worker_rss_mb": peak}
+
+
 if __name__ == "__main__":
-    result = {"csv": part_csv}[sys.argv[1]]()
+    parts = {"csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2)}
+    result = parts[sys.argv[1]]()
     print(json.dumps(result))

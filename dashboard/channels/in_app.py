@@ -8,6 +8,8 @@ from dashboard.channels.base import Message, Result
 from dashboard.extensions import db
 from dashboard.models import Notification, utcnow
 
+COLUMNS = ("recipient_id", "campaign_id", "user_id", "title", "body", "image_url", "action_url", "created_at")
+
 
 class InAppChannel:
     name = "in_app"
@@ -17,11 +19,15 @@ class InAppChannel:
     def send_batch(self, messages: list[Message]) -> list[Result]:
         if messages:
             now = utcnow()
-            db.session.execute(insert(Notification), [
-                {"recipient_id": m.recipient_id, "campaign_id": m.campaign_id, "user_id": m.user_id,
-                 "title": m.content.get("title", ""), "body": m.content.get("body", ""),
-                 "image_url": m.content.get("imageUrl") or None, "action_url": m.content.get("actionUrl") or None,
-                 "created_at": now}
-                for m in messages
-            ])
+            rows = [(m.recipient_id, m.campaign_id, m.user_id, m.content.get("title", ""), m.content.get("body", ""),
+                     m.content.get("imageUrl") or None, m.content.get("actionUrl") or None, now) for m in messages]
+            connection = db.session.connection()
+            if connection.dialect.name == "postgresql":
+                with connection.connection.driver_connection.cursor() as cur, \
+                        cur.copy(f"COPY notifications ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                db.session.execute(insert(Notification.__table__), [dict(zip(COLUMNS, row, strict=True))
+                                                                    for row in rows])
         return [Result(m.recipient_id, "sent") for m in messages]

@@ -12,8 +12,8 @@ from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.errors import AppError
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
-from dashboard.services import lifecycle, sending
 from dashboard.services import campaigns as campaign_service
+from dashboard.services import lifecycle, sending
 from dashboard.web.forms import ConfirmForm
 
 bp = Blueprint("sending", __name__, url_prefix="/campaigns")

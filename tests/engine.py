@@ -33,5 +33,6 @@ def start_worker(app, burst: bool = False, **extra) -> subprocess.Popen:
             "-w", "dashboard.worker.HeraldWorker", *QUEUE_NAMES]
     if burst:
         args.insert(2, "--burst")
-    return subprocess.Popen(args, cwd=ROOT, env=worker_env(app, **extra), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    log = open(os.environ.get("HERALD_WORKER_LOG", os.devnull), "a")  # noqa: SIM115 (lives with the process)
+    return subprocess.Popen(args, cwd=ROOT, env=worker_env(app, **extra), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)

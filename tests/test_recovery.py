@@ -7,7 +7,7 @@ import time
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
-from dashboard.models import Campaign, Notification, Recipient
+from dashboard.models import Campaign, CampaignChunk, Notification, Recipient
 from dashboard.services import lifecycle
 from tests.engine import start_worker
 from tests.test_sending import ACTOR, make_campaign
@@ -36,7 +36,9 @@ def _kill(proc) -> None:
     proc.wait(timeout=10)
 
 
-def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app):
+def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app, tmp_path, monkeypatch):
+    log = tmp_path / "worker.log"
+    monkeypatch.setenv("HERALD_WORKER_LOG", str(log))
     campaign = make_campaign(N)
     env = {"HERALD_BATCH_CHUNK": "100", "HERALD_SWEEP_SECONDS": "1", "HERALD_WORKER_TTL": "20"}
     app.config["HERALD_STALL_SECONDS"] = 3
@@ -55,7 +57,13 @@ def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app):
         assert _progress(campaign.id)[0] == "sending"
 
         worker = start_worker(app, **env)
-        _wait(lambda: _progress(campaign.id)[0] == "sent", 180, "campaign sent after restarts")
+        try:
+            _wait(lambda: _progress(campaign.id)[0] == "sent", 180, "campaign sent after restarts")
+        except AssertionError:
+            chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.done, CampaignChunk.attempts)
+                                        .where(CampaignChunk.done.is_(False))).all()
+            raise AssertionError(f"not sent; open chunks {chunks[:10]}; progress {_progress(campaign.id)}; "
+                                 f"worker log tail:\n{log.read_text()[-4000:]}") from None
     finally:
         if worker.poll() is None:
             _kill(worker)

@@ -6,11 +6,11 @@ import base64
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
-from dashboard.models import Campaign, Recipient, Template
+from dashboard.models import AuditEvent, Campaign, Notification, Recipient, Template, User
 
 MAX_LIMIT = 100
 
@@ -75,8 +75,8 @@ def templates(status: str | None = None, search: str | None = None, *, limit: in
 
 
 def campaigns(status: str | None = None, search: str | None = None, *, limit: int = 50,
-              cursor: str | None = None) -> Page:
-    stmt = select(Campaign)
+              cursor: str | None = None, kind: str = "campaign") -> Page:
+    stmt = select(Campaign).where(Campaign.kind == kind)
     if status:
         stmt = stmt.where(Campaign.status == status)
     if search:
@@ -107,3 +107,60 @@ def recipients_for_export(campaign_id: int, batch: int = 5000):
         yield from rows
         last = rows[-1].id
         db.session.expunge_all()
+
+
+def users(search: str | None, *, limit: int = 50, after: str | None = None) -> list[User]:
+    stmt = select(User)
+    if search:
+        like = f"%{search.strip()}%"
+        stmt = stmt.where(or_(User.user_id.ilike(like), User.name.ilike(like), User.email.ilike(like)))
+    if after:
+        stmt = stmt.where(User.user_id > after)
+    return db.session.scalars(stmt.order_by(User.user_id).limit(limit)).all()
+
+
+def deliveries_for_user(user_id: str, limit: int = 100) -> list:
+    """Every campaign and one-call send that targeted a user, newest first (uses ix_recipients_user_id)."""
+    stmt = (select(Recipient, Campaign).join(Campaign, Campaign.id == Recipient.campaign_id)
+            .where(Recipient.user_id == user_id).order_by(Recipient.id.desc()).limit(limit))
+    return db.session.execute(stmt).all()
+
+
+def audit_events(campaign_id: int | None, account_id: int | None, *, limit: int = 50,
+                 cursor: str | None = None) -> Page:
+    stmt = select(AuditEvent)
+    if campaign_id is not None:
+        stmt = stmt.where(AuditEvent.target_type == "campaign", AuditEvent.target_id == str(campaign_id))
+    if account_id is not None:
+        stmt = stmt.where(AuditEvent.actor_account_id == account_id)
+    return paginate(stmt, AuditEvent.id, limit, cursor)
+
+
+def engagement(campaign: Campaign) -> dict:
+    delivered = campaign.sent if campaign.channel == "in_app" else campaign.sent
+
+    def rate(n: int) -> float:
+        return round(100 * n / delivered, 1) if delivered else 0.0
+
+    return {"delivered": delivered, "read": campaign.read_count, "clicked": campaign.clicked_count,
+            "readRate": rate(campaign.read_count), "clickRate": rate(campaign.clicked_count)}
+
+
+def delivery_timeline(campaign: Campaign, buckets: int = 30) -> list[tuple[int, int]]:
+    """Deliveries per time bucket from the recipients' sent_at (one aggregate query)."""
+    if not campaign.started_at or not campaign.sent:
+        return []
+    end = campaign.completed_at or campaign.progress_at or campaign.started_at
+    span = max((end - campaign.started_at).total_seconds(), 1.0)
+    width = max(span / buckets, 1.0)
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        seconds = func.extract("epoch", Recipient.sent_at - campaign.started_at)
+    else:
+        seconds = (func.julianday(Recipient.sent_at) - func.julianday(campaign.started_at.replace(tzinfo=None))) * 86400
+    bucket = func.floor(seconds / width)
+    rows = db.session.execute(select(bucket, func.count()).where(
+        Recipient.campaign_id == campaign.id, Recipient.sent_at.is_not(None)).group_by(bucket)).all()
+    counts = {int(b or 0): n for b, n in rows}
+    last = max(counts) if counts else 0
+    return [(i, counts.get(i, 0)) for i in range(0, max(last, buckets - 1) + 1)][: buckets + 1]

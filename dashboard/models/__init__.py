@@ -14,7 +14,8 @@ from dashboard.models.campaign import (
 )
 from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
+from dashboard.models.user import User
 
 __all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus", "Channel",
            "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus",
-           "TemplateVersion", "utcnow"]
+           "TemplateVersion", "User", "utcnow"]

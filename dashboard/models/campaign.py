@@ -57,6 +57,10 @@ class Campaign(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "campaign", or "notification" for a one-call send (same engine, hidden from the campaigns list)
+    kind: Mapped[str] = mapped_column(String(16), default="campaign", server_default="campaign", index=True)
+    read_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clicked_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     created_by: Mapped[str] = mapped_column(String(300), default="")
@@ -79,6 +83,7 @@ class Recipient(db.Model):
     __table_args__ = (
         UniqueConstraint("campaign_id", "user_id"),
         Index("ix_recipients_campaign_status", "campaign_id", "status"),
+        Index("ix_recipients_user_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

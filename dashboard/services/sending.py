@@ -35,8 +35,8 @@ FAILURE_MIN_PROCESSED = 200
 
 # -- enqueueing (always after the transaction that made the work visible has committed) ----
 
-def enqueue_start(campaign_id: int) -> None:
-    get_queue("batch").enqueue("dashboard.jobs.start_campaign", campaign_id,
+def enqueue_start(campaign_id: int, queue: str = "batch") -> None:
+    get_queue(queue).enqueue("dashboard.jobs.start_campaign", campaign_id,
                                job_id=f"herald-start-{campaign_id}", result_ttl=600)
 
 
@@ -45,8 +45,10 @@ def enqueue_scheduled(campaign_id: int, when: datetime) -> None:
                                     result_ttl=600)
 
 
-def _enqueue_chunks(chunks: list[CampaignChunk], mode: str) -> None:
-    queue = get_queue("realtime" if mode == DeliveryMode.REALTIME else "batch")
+def _enqueue_chunks(chunks: list[CampaignChunk], campaign: Campaign) -> None:
+    """Realtime sends and one-call notifications go to the high-priority queue."""
+    urgent = campaign.delivery_mode == DeliveryMode.REALTIME or campaign.kind == "notification"
+    queue = get_queue("realtime" if urgent else "batch")
     pipe = get_redis().pipeline()
     for chunk in chunks:
         queue.enqueue("dashboard.jobs.deliver_chunk", chunk.id, job_id=chunk.job_id, result_ttl=300,
@@ -82,7 +84,7 @@ def plan(campaign_id: int) -> int:
     db.session.commit()
     chunks = db.session.scalars(select(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id)
                                 .order_by(CampaignChunk.id)).all()
-    _enqueue_chunks(chunks, campaign.delivery_mode)
+    _enqueue_chunks(chunks, campaign)
     return len(chunks)
 
 
@@ -294,7 +296,7 @@ def sweep() -> dict:
             chunk.enqueued_at = now
         if lost:
             db.session.commit()
-            _enqueue_chunks(lost, campaign.delivery_mode)
+            _enqueue_chunks(lost, campaign)
             report["requeued"] += len(lost)
         if not chunks:
             from dashboard.services.recipients import recount

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from dashboard import queries
+from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.api.common import bp, idempotent, json_body
+from dashboard.errors import NotFound, ValidationError
+from dashboard.extensions import db
+from dashboard.models import User
+from dashboard.services import notifications, users
+
+
+def _iso(v):
+    return v.isoformat() if v else None
+
+
+def user_json(u: User) -> dict:
+    return {"userId": u.user_id, "name": u.name, "email": u.email, "timezone": u.timezone,
+            "createdAt": _iso(u.created_at), "updatedAt": _iso(u.updated_at)}
+
+
+def feed_item(n) -> dict:
+    return {"id": n.id, "campaignId": n.campaign_id, "title": n.title, "body": n.body, "imageUrl": n.image_url,
+            "actionUrl": n.action_url, "createdAt": _iso(n.created_at), "readAt": _iso(n.read_at),
+            "clickedAt": _iso(n.clicked_at)}
+
+
+@bp.post("/users")
+@roles(*WRITERS)
+def users_upsert():
+    body = request.get_json(silent=True)
+    entries = body.get("users") if isinstance(body, dict) else body
+    return jsonify(users.upsert(entries))
+
+
+@bp.get("/users/<user_id>")
+@roles(*ALL_ROLES)
+def user_read(user_id: str):
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id} in the directory.")
+    return jsonify(user_json(user))
+
+
+@bp.post("/notifications")
+@roles(*WRITERS)
+@idempotent
+def notification_send():
+    campaign = notifications.send(json_body(), current_actor())
+    return jsonify({"id": campaign.id, "total": campaign.total, "status": campaign.status}), 202
+
+
+@bp.get("/users/<user_id>/notifications")
+@roles(*ALL_ROLES)
+def feed(user_id: str):
+    limit = queries.parse_limit(request.args.get("limit"), default=20)
+    unread_only = (request.args.get("unreadOnly") or "").lower() in ("1", "true", "yes")
+    items, next_id, unread = notifications.feed(user_id, unread_only=unread_only, limit=limit,
+                                                cursor_id=queries.decode_cursor(request.args.get("cursor")))
+    return jsonify({"items": [feed_item(n) for n in items], "unreadCount": unread,
+                    "nextCursor": queries.encode_cursor(next_id) if next_id else None})
+
+
+@bp.post("/users/<user_id>/notifications/<int:notification_id>/<any(read, clicked):what>")
+@roles(*WRITERS)
+def feed_mark(user_id: str, notification_id: int, what: str):
+    if not user_id:
+        raise ValidationError("userId is required")
+    return jsonify(feed_item(notifications.mark(user_id, notification_id, "read" if what == "read" else "clicked")))

@@ -151,8 +151,35 @@ def show(campaign_id: int):
     campaign = service.get(campaign_id)
     context = _recipients_context(campaign)
     context.update(status_context(campaign))
+    if not campaign.is_draft:
+        context["engagement"] = queries.engagement(campaign)
+        context["timeline"] = _timeline(campaign)
     return render_template("campaigns/show.html", add_form=AddRecipientsForm(), upload_form=UploadForm(),
                            timezones=TIMEZONES, **context)
+
+
+def _timeline(campaign) -> list[tuple[int, int]]:
+    """Deliveries over time; cached once the campaign is final (it cannot change then)."""
+    import json
+
+    from dashboard.extensions import get_redis
+
+    final = campaign.status in (CampaignStatus.SENT, CampaignStatus.FAILED, CampaignStatus.CANCELLED)
+    key = f"herald:timeline:{campaign.id}"
+    if final:
+        try:
+            cached = get_redis().get(key)
+            if cached:
+                return [tuple(x) for x in json.loads(cached)]
+        except Exception:  # the chart is decoration; Redis trouble must not break the page
+            pass
+    points = queries.delivery_timeline(campaign)
+    if final:
+        try:
+            get_redis().set(key, json.dumps(points), ex=3600)
+        except Exception:
+            pass
+    return points
 
 
 @bp.get("/<int:campaign_id>/_recipients")

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
-from dashboard.models import AuditEvent, Campaign, Notification, Recipient, Template, User
+from dashboard.models import AuditEvent, Campaign, Recipient, Template, User
 
 MAX_LIMIT = 100
 

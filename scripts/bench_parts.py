@@ -161,7 +161,47 @@ def part_send(workers: int) -> dict:
         return {"send_s": elapsed, "worker_rss_mb": peak}
 
 
+def part_onecall() -> dict:
+    """POST /api/v1/notifications with 10,000 targets: time to 202, and to every feed row written."""
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from dashboard.models import Campaign
+
+    app = create_app()
+    client = app.test_client()
+    with app.app_context():
+        _, key = setup(app)
+        rq = str(Path(sys.executable).parent / "rq")
+        proc = subprocess.Popen([rq, "worker", "-c", "dashboard.rq_settings", "-w", "dashboard.worker.HeraldWorker",
+                                 "realtime", "batch", "default"], env=os.environ.copy(), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2.0)
+        try:
+            body = {"templateId": "bench", "targets": [f"t-{i}" for i in range(10_000)], "channel": "in_app",
+                    "variables": {"firstName": "Ann", "offer": "20%"}}
+            start = time.perf_counter()
+            response = client.post("/api/v1/notifications", json=body, headers={"Authorization": f"Bearer {key}"})
+            accepted = time.perf_counter() - start
+            assert response.status_code == 202, response.get_json()
+            cid = response.get_json()["id"]
+            while True:
+                db.session.expire_all()
+                if db.session.get(Campaign, cid).status == "sent":
+                    break
+                if time.perf_counter() - start > 120:
+                    raise SystemExit("one-call send did not finish")
+                time.sleep(0.02)
+            delivered = time.perf_counter() - start
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        return {"accepted_s": accepted, "delivered_s": delivered}
+
+
 if __name__ == "__main__":
-    parts = {"csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2)}
+    parts = {"csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2), "onecall": part_onecall}
     result = parts[sys.argv[1]]()
     print(json.dumps(result))

@@ -36,3 +36,29 @@ def start_worker(app, burst: bool = False, **extra) -> subprocess.Popen:
     log = open(os.environ.get("HERALD_WORKER_LOG", os.devnull), "a")  # noqa: SIM115 (lives with the process)
     return subprocess.Popen(args, cwd=ROOT, env=worker_env(app, **extra), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+def drain_until_idle(timeout: float = 30.0) -> None:
+    """Run jobs, promoting scheduled retries when due, until nothing is queued or scheduled."""
+    import time
+
+    from rq.job import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drain()
+        waiting = False
+        for name in QUEUE_NAMES:
+            queue = get_queue(name)
+            registry = queue.scheduled_job_registry
+            for job_id in registry.get_jobs_to_schedule(time.time()) if hasattr(
+                    registry, "get_jobs_to_schedule") else []:
+                job = Job.fetch(job_id, connection=get_redis())
+                registry.remove(job)
+                queue.enqueue_job(job)
+            if registry.count or queue.count:
+                waiting = True
+        if not waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("jobs still pending after the timeout")

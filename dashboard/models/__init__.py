@@ -12,10 +12,11 @@ from dashboard.models.campaign import (
     Recipient,
     RecipientStatus,
 )
+from dashboard.models.channel import ChannelConfig
 from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 from dashboard.models.user import User
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus", "Channel",
+__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus", "Channel", "ChannelConfig",
            "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus",
            "TemplateVersion", "User", "utcnow"]

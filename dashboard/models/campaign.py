@@ -113,6 +113,8 @@ class CampaignChunk(db.Model):
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # External channels: one run at a time per chunk (a lease), so a slow run is not doubled.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     @property
     def job_id(self) -> str:

@@ -85,8 +85,10 @@ def check_ready(campaign: Campaign) -> None:
     template = campaign.template
     if template.status != TemplateStatus.APPROVED:
         raise ValidationError(f"The template “{template.name}” is {template.status}; approve it before sending.")
-    if not channels.available(campaign.channel):
-        raise ValidationError(f"The {campaign.channel} channel is not available; choose in_app.")
+    try:
+        channels.check_available(campaign.channel)
+    except channels.ChannelUnavailable as err:
+        raise ValidationError(str(err)) from None
     schema = template.current.variable_schema
     unresolved = [v["key"] for v in schema if v.get("required")
                   and campaign.variables.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]

@@ -4,11 +4,12 @@ that was lost (worker killed, Redis restarted, scheduler down)."""
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from dashboard import rendering
 from dashboard.access import Actor
@@ -23,14 +24,18 @@ from dashboard.models import (
     Recipient,
     RecipientStatus,
     TemplateVersion,
+    User,
     utcnow,
 )
+from dashboard.ratelimit import TokenBucket
+from dashboard.services import channel_settings
 
 WORKER = Actor.system("worker")
 SCHEDULER = Actor.system("scheduler")
 BATCH_CHUNK = 1000
 RATE_WINDOW = 10
 FAILURE_MIN_PROCESSED = 200
+MAX_ATTEMPTS = 5
 
 
 # -- enqueueing (always after the transaction that made the work visible has committed) ----
@@ -107,6 +112,12 @@ def deliver_chunk(chunk_id: int) -> dict:
     campaign = db.session.get(Campaign, chunk.campaign_id)
     if campaign.status != CampaignStatus.SENDING:
         return {"delivered": 0, "skipped": campaign.status}
+    early = (chunk.enqueued_at - utcnow()).total_seconds()
+    if early > 0:  # RQ schedules to the second; keep the backoff we promised
+        if early > 2:
+            _requeue_later(chunk, campaign, early)
+            return {"delivered": 0, "skipped": "early"}
+        time.sleep(early)
     version = db.session.scalar(select(TemplateVersion).where(
         TemplateVersion.template_pk == campaign.template_pk, TemplateVersion.version == campaign.template_version))
     try:
@@ -117,20 +128,19 @@ def deliver_chunk(chunk_id: int) -> dict:
     in_range = and_(Recipient.campaign_id == campaign.id, Recipient.id.between(chunk.lo, chunk.hi),
                     Recipient.status == RecipientStatus.PENDING)
     now = utcnow()
-    if channel.transactional:
-        # Claim and deliver in one transaction: a re-run finds nothing pending (exactly once).
-        claimed = db.session.execute(
-            update(Recipient).where(in_range)
-            .values(status=RecipientStatus.SENT, sent_at=now, updated_at=now, attempts=Recipient.attempts + 1)
-            .returning(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email)
-            .execution_options(synchronize_session=False)
-        ).all()
-        messages = _messages(campaign, version, claimed, channel.content_key)
-        results = channel.send_batch(messages)
-        sent = sum(1 for r in results if r.outcome == "sent")
-        failed = len(results) - sent
-    else:  # pragma: no cover - external channels arrive with the channels issue
-        raise LifecycleError(f"{campaign.channel} delivery is not implemented")
+    if not channel.transactional:
+        return _deliver_external(campaign, version, chunk, channel, in_range)
+    # Claim and deliver in one transaction: a re-run finds nothing pending (exactly once).
+    claimed = db.session.execute(
+        update(Recipient).where(in_range)
+        .values(status=RecipientStatus.SENT, sent_at=now, updated_at=now, attempts=Recipient.attempts + 1)
+        .returning(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email)
+        .execution_options(synchronize_session=False)
+    ).all()
+    messages = _messages(campaign, version, claimed, channel.content_key)
+    results = channel.send_batch(messages)
+    sent = sum(1 for r in results if r.outcome == "sent")
+    failed = len(results) - sent
     chunk_done = db.session.execute(
         update(CampaignChunk).where(CampaignChunk.id == chunk.id, CampaignChunk.done.is_(False)).values(done=True)
         .execution_options(synchronize_session=False))
@@ -147,6 +157,106 @@ def deliver_chunk(chunk_id: int) -> dict:
     if counters.pending <= 0:
         finish_if_done(campaign.id)
     return {"delivered": sent, "failed": failed}
+
+
+def _with_directory_emails(rows) -> list:
+    """Recipients without an email column value take the address from the user directory."""
+    missing = [r[1] for r in rows if not r[3]]
+    if not missing:
+        return list(rows)
+    found = dict(db.session.execute(select(User.user_id, User.email).where(User.user_id.in_(missing))).all())
+    return [(rid, uid, variables, email or found.get(uid)) for rid, uid, variables, email in rows]
+
+
+def _requeue_later(chunk: CampaignChunk, campaign: Campaign, delay: float) -> None:
+    get_queue("realtime" if campaign.delivery_mode == DeliveryMode.REALTIME else "batch").enqueue_in(
+        timedelta(seconds=delay), "dashboard.jobs.deliver_chunk", chunk.id, job_id=chunk.job_id,
+        result_ttl=300, job_timeout=600)
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    base = current_app.config["HERALD_RETRY_BASE_SECONDS"]
+    delay = min(base * (2 ** max(attempt - 1, 0)), 300.0) * (1 + random.random() * 0.5)  # jitter
+    return max(delay, retry_after or 0.0)
+
+
+def _deliver_external(campaign: Campaign, version: TemplateVersion, chunk: CampaignChunk, channel, in_range) -> dict:
+    """At-least-once: send first, then record each result; transient failures stay pending and
+    the chunk is re-run later with exponential backoff, without holding up the others."""
+    now = utcnow()
+    lease = db.session.execute(
+        update(CampaignChunk).where(CampaignChunk.id == chunk.id, CampaignChunk.done.is_(False),
+                                    or_(CampaignChunk.leased_until.is_(None), CampaignChunk.leased_until < now))
+        .values(leased_until=now + timedelta(minutes=5)).execution_options(synchronize_session=False))
+    db.session.commit()
+    if lease.rowcount != 1:
+        return {"delivered": 0, "skipped": "leased"}
+    rows = db.session.execute(select(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email,
+                                     Recipient.attempts).where(in_range).order_by(Recipient.id)).all()
+    attempts = {r[0]: r[4] for r in rows}
+    messages = _messages(campaign, version, _with_directory_emails([r[:4] for r in rows]), channel.content_key)
+    results = []
+    if campaign.delivery_mode == DeliveryMode.BATCH:
+        config = channel_settings.get(campaign.channel)
+        bucket = TokenBucket(campaign.channel, config.rate_limit)
+        step = max(1, int(bucket.capacity))
+        for start in range(0, len(messages), step):
+            part = messages[start:start + step]
+            bucket.take(len(part))
+            results.extend(channel.send_batch(part))
+    else:
+        results = channel.send_batch(messages)
+    now = utcnow()
+    sent_ids, failures, retries = [], [], []
+    for result in results:
+        tries = attempts[result.recipient_id] + 1
+        if result.outcome == "sent":
+            sent_ids.append(result.recipient_id)
+        elif result.outcome == "permanent":
+            failures.append({"rid": result.recipient_id, "err": result.error or "failed", "n": tries})
+        elif tries >= MAX_ATTEMPTS:
+            failures.append({"rid": result.recipient_id, "n": tries,
+                             "err": f"gave up after {tries} attempts: {result.error or 'transient failure'}"})
+        else:
+            retries.append((result, tries))
+    table = Recipient.__table__
+    if sent_ids:
+        db.session.execute(update(Recipient).where(Recipient.id.in_(sent_ids), Recipient.status == "pending")
+                           .values(status=RecipientStatus.SENT, sent_at=now, updated_at=now, last_error=None,
+                                   attempts=Recipient.attempts + 1).execution_options(synchronize_session=False))
+    if failures:
+        db.session.execute(table.update().where(table.c.id == bindparam("rid"), table.c.status == "pending")
+                           .values(status=RecipientStatus.FAILED, last_error=bindparam("err"),
+                                   attempts=bindparam("n"), updated_at=now), failures)
+    if retries:
+        db.session.execute(table.update().where(table.c.id == bindparam("rid"))
+                           .values(last_error=bindparam("err"), attempts=bindparam("n"), updated_at=now),
+                           [{"rid": r.recipient_id, "err": (r.error or "transient failure")[:1000], "n": n}
+                            for r, n in retries])
+    delay = None
+    if retries:
+        delay = _backoff(max(n for _, n in retries), max((r.retry_after or 0) for r, _ in retries))
+        db.session.execute(update(CampaignChunk).where(CampaignChunk.id == chunk.id)
+                           .values(attempts=CampaignChunk.attempts + 1, leased_until=None,
+                                   enqueued_at=now + timedelta(seconds=delay))
+                           .execution_options(synchronize_session=False))
+    else:
+        db.session.execute(update(CampaignChunk).where(CampaignChunk.id == chunk.id)
+                           .values(done=True, leased_until=None).execution_options(synchronize_session=False))
+    sent, failed = len(sent_ids), len(failures)
+    counters = db.session.execute(
+        update(Campaign).where(Campaign.id == campaign.id)
+        .values(pending=Campaign.pending - sent - failed, sent=Campaign.sent + sent, failed=Campaign.failed + failed,
+                progress_at=now)
+        .returning(Campaign.pending).execution_options(synchronize_session=False)).one()
+    db.session.commit()
+    record_rate(campaign.id, sent + failed)
+    if delay is not None:
+        db.session.refresh(chunk)
+        _requeue_later(chunk, campaign, delay)
+    if failed or counters.pending <= 0:
+        finish_if_done(campaign.id)
+    return {"delivered": sent, "failed": failed, "retrying": len(retries)}
 
 
 # -- progress -----------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""Admin: channel settings (secrets write-only) and a "send test" for each channel."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from dashboard.access import ADMINS, current_actor, roles
+from dashboard.channels import ChannelUnavailable, Message
+from dashboard.errors import ValidationError
+from dashboard.services import channel_settings
+from dashboard.web.forms import ConfirmForm
+
+bp = Blueprint("channels", __name__, url_prefix="/admin/channels")
+
+
+@bp.get("")
+@roles(*ADMINS)
+def index():
+    configs = [channel_settings.public(channel_settings.get(k)) for k in channel_settings.TYPES]
+    return render_template("admin/channels.html", configs=configs, confirm=ConfirmForm())
+
+
+@bp.post("/<kind>")
+@roles(*ADMINS)
+def update(kind: str):
+    ConfirmForm()
+    form = request.form
+    settings = {key: form.get(key, "").strip() for key in (*channel_settings.PLAIN.get(kind, ()),
+                                                           *channel_settings.SECRET.get(kind, ())) if key in form}
+    if "timeoutSeconds" in settings:
+        try:
+            settings["timeoutSeconds"] = float(settings["timeoutSeconds"]) if settings["timeoutSeconds"] else None
+        except ValueError:
+            settings["timeoutSeconds"] = -1
+    try:
+        rate = float(form.get("rateLimit", "0") or 0)
+    except ValueError:
+        rate = -1
+    try:
+        channel_settings.update(kind, {"enabled": form.get("enabled") == "y", "rateLimit": rate,
+                                       "settings": settings}, current_actor())
+    except ValidationError as err:
+        flash("Not saved: " + "; ".join(f"{d['field'].replace('settings.', '')} {d['message']}"
+                                         for d in err.details), "error")
+    else:
+        flash(f"{kind.replace('_', '-')} settings saved.", "success")
+    return redirect(url_for("channels.index") + f"#{kind}")
+
+
+@bp.post("/<kind>/test")
+@roles(*ADMINS)
+def send_test(kind: str):
+    """Deliver one message to the address/URL typed in and show what happened."""
+    ConfirmForm()
+    target = (request.form.get("target") or "").strip()
+    try:
+        if kind not in ("email", "webhook"):
+            raise ValidationError("Test sends are for the email and webhook channels.")
+        if not target:
+            raise ValidationError("Type an address (email) or a URL (webhook) to send the test to.")
+        channel = channel_settings.build(kind, override_target=target if kind == "webhook" else None)
+        content = ({"subject": "Herald test message", "text": "This is a test from Herald's channel settings."}
+                   if kind == "email" else {"title": "Herald test", "body": "This is a test from Herald."})
+        message = Message(recipient_id=0, campaign_id=0, user_id="herald-test", email=target, content=content)
+        result = channel.send_batch([message])[0]
+    except (ValidationError, ChannelUnavailable) as err:
+        flash(f"Test not sent: {getattr(err, 'message', str(err))}", "error")
+    else:
+        if result.outcome == "sent":
+            flash(f"Test delivered to {target}.", "success")
+        else:
+            flash(f"Test to {target} failed ({result.outcome}): {result.error}", "error")
+    return redirect(url_for("channels.index") + f"#{kind}")

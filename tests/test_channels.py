@@ -222,3 +222,38 @@ def test_throttle_holds_across_two_worker_processes(app, sink):
     busiest = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert busiest <= 55, busiest  # 50/s with 10% slack, across both workers
     assert stamps[-1] - stamps[0] >= 3.0  # 200 at 50/s cannot take less than ~4 s
+
+
+def test_admin_channel_page_saves_hides_secret_and_sends_tests(client, logged_in, sink, smtp):
+    logged_in("admin")
+    from tests.conftest import csrf_from
+
+    page = client.get("/admin/channels").get_data(as_text=True)
+    assert SECRET not in page and "saved — type to replace" in page
+    token = csrf_from(page)
+    response = client.post("/admin/channels/webhook", data={"csrf_token": token, "enabled": "y", "rateLimit": "120",
+                                                            "url": sink.url, "secret": "", "timeoutSeconds": "2"})
+    page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert "webhook settings saved." in page and SECRET not in page
+    assert channel_settings.get("webhook").secrets["secret"] == SECRET  # an empty field kept the secret
+    assert channel_settings.get("webhook").rate_limit == 120
+    response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": sink.url})
+    assert f"Test delivered to {sink.url}." in client.get(response.headers["Location"].split("#")[0]).get_data(
+        as_text=True)
+    assert sink.requests[-1]["json"]["userId"] == "herald-test"
+    sink.default = 400
+    response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": sink.url})
+    assert "failed (permanent): HTTP 400" in client.get(response.headers["Location"].split("#")[0]).get_data(
+        as_text=True)
+    response = client.post("/admin/channels/email/test", data={"csrf_token": token, "target": "ops@example.com"})
+    assert "Test delivered to ops@example.com." in client.get(response.headers["Location"].split("#")[0]).get_data(
+        as_text=True)
+    assert smtp.messages[-1]["to"] == ["ops@example.com"]
+    bad = client.post("/admin/channels/webhook", data={"csrf_token": token, "rateLimit": "fast", "url": "ftp://x"})
+    assert "Not saved" in client.get(bad.headers["Location"].split("#")[0]).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["marketer", "support"])
+def test_channel_page_is_admin_only(client, logged_in, role):
+    logged_in(role)
+    assert client.get("/admin/channels").status_code == 403

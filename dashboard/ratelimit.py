@@ -33,8 +33,8 @@ class TokenBucket:
     def __init__(self, channel: str, rate: float, burst: float | None = None):
         self.key = f"herald:bucket:{channel}"
         self.rate = max(float(rate), 0.001)
-        # A burst of a tenth of a second keeps any one-second window at or under the rate.
-        self.capacity = burst if burst is not None else max(1.0, self.rate / 10)
+        # A burst of 1/20 s: any one-second window stays within 5% of the rate.
+        self.capacity = burst if burst is not None else max(1.0, self.rate / 20)
         self._script = get_redis().register_script(_SCRIPT)
 
     def take(self, n: int = 1) -> None:

@@ -74,6 +74,17 @@ def main() -> int:
             print(line("speed-up with 2 workers", t1 / t2, " x", 1.6, None, lower_is_better=False))
             if copy_floor:
                 print("  floor: raw COPY of 100,000 rows (the least a send must write)")
+        if not only or "channels" in only:
+            print("\nExternal channels, 10,000 recipients, batch, 1 worker, local sinks")
+            hooks = [run_part("webhook", env) for _ in range(RUNS)]
+            mails = [run_part("email", env) for _ in range(RUNS)]
+            print(line("webhook deliveries per second", statistics.median(r["per_s"] for r in hooks), "/s", 1000,
+                       None, lower_is_better=False))
+            print(line("email deliveries per second", statistics.median(r["per_s"] for r in mails), "/s", 500,
+                       None, lower_is_better=False))
+            throttle = run_part("throttle", env)
+            print(line("throttle 200/s, 2 workers: busiest 1 s window", throttle["busiest_1s"], "", 220, None))
+            print(f"  (2,000 webhooks took {throttle['elapsed_s']:.1f} s; 200/s allows no less than ~10 s)")
         if not only or "onecall" in only:
             print("\nOne-call notification, 10,000 targets, in_app, 1 worker")
             calls = [run_part("onecall", env) for _ in range(RUNS)]

@@ -11,7 +11,7 @@ import sys
 import time
 
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from dashboard import create_app
 from dashboard.access import Actor
@@ -201,7 +201,84 @@ def part_onecall() -> dict:
         return {"accepted_s": accepted, "delivered_s": delivered}
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def part_channel(kind: str, workers: int = 1, rate: float = 100_000.0, count: int = 10_000) -> dict:
+    """Send `count` recipients over webhook or email to a local sink with `workers` workers."""
+    import os
+    import signal
+    import subprocess
+    import urllib.request
+    from pathlib import Path
+
+    from dashboard.models import Campaign, Recipient
+    from dashboard.services import channel_settings, lifecycle, recipients
+
+    port = _free_port()
+    sink = subprocess.Popen([sys.executable, "-m", "scripts.bench_sinks", "http" if kind == "webhook" else "smtp",
+                             str(port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    sink.stdout.readline()
+    app = create_app()
+    with app.app_context():
+        setup(app)
+        templates.create({"name": "Mail", "templateId": "mail",
+                          "channels": {"email": {"subject": "Hi {{ firstName }}", "text": "{{ offer }} for you"},
+                                       "in_app": {"title": "Hi {{ firstName }}", "body": "{{ offer }}"}},
+                          "variableSchema": [{"key": "firstName", "type": "string"},
+                                             {"key": "offer", "type": "string"}]}, ACTOR)
+        templates.transition("mail", "approve", ACTOR)
+        settings = ({"url": f"http://127.0.0.1:{port}/hook", "secret": "bench"} if kind == "webhook"
+                    else {"smtpUrl": f"smtp://127.0.0.1:{port}", "sender": "bench@herald.test"})
+        channel_settings.update(kind, {"rateLimit": rate, "settings": settings}, ACTOR)
+        campaign = campaigns.create({"name": kind, "templateId": "mail", "channel": kind}, ACTOR)
+        recipients.bulk_upsert(campaign.id, [(f"r-{i}", {"firstName": "Ann", "offer": "20%"}, f"r{i}@example.com")
+                                             for i in range(count)])
+        recipients.recount(db.session.get(Campaign, campaign.id))
+        db.session.commit()
+        rq = str(Path(sys.executable).parent / "rq")
+        procs = [subprocess.Popen([rq, "worker", "-c", "dashboard.rq_settings", "-w", "dashboard.worker.HeraldWorker",
+                                   "realtime", "batch", "default"], env=os.environ.copy(), start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+        time.sleep(2.0)
+        try:
+            start = time.perf_counter()
+            lifecycle.send(campaign.id, None, ACTOR)
+            while True:
+                db.session.expire_all()
+                c = db.session.get(Campaign, campaign.id)
+                if c.status != "sending":
+                    break
+                if time.perf_counter() - start > 600:
+                    raise SystemExit(f"{kind} send did not finish")
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            assert (c.status, c.sent) == ("sent", count), (c.status, c.sent, c.failed, db.session.scalar(
+                select(Recipient.last_error).where(Recipient.campaign_id == c.id, Recipient.status == "failed")))
+            busiest = None
+            if kind == "webhook":
+                stamps = sorted(json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read()))
+                busiest, j = 0, 0
+                for i, t in enumerate(stamps):
+                    while stamps[j] < t - 1.0:
+                        j += 1
+                    busiest = max(busiest, i - j + 1)
+        finally:
+            for p in procs:
+                os.killpg(p.pid, signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=30)
+            os.killpg(sink.pid, signal.SIGTERM)
+        return {"per_s": count / elapsed, "elapsed_s": elapsed, "busiest_1s": busiest}
+
+
 if __name__ == "__main__":
-    parts = {"csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2), "onecall": part_onecall}
+    parts = {"webhook": lambda: part_channel("webhook"), "email": lambda: part_channel("email"),
+             "throttle": lambda: part_channel("webhook", workers=2, rate=200.0, count=2000),"csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2), "onecall": part_onecall}
     result = parts[sys.argv[1]]()
     print(json.dumps(result))

@@ -278,7 +278,10 @@ def part_channel(kind: str, workers: int = 1, rate: float = 100_000.0, count: in
 
 
 if __name__ == "__main__":
-    parts = {"webhook": lambda: part_channel("webhook"), "email": lambda: part_channel("email"),
-             "throttle": lambda: part_channel("webhook", workers=2, rate=200.0, count=2000),"csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2), "onecall": part_onecall}
+    parts = {
+        "csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2), "onecall": part_onecall,
+        "webhook": lambda: part_channel("webhook"), "email": lambda: part_channel("email"),
+        "throttle": lambda: part_channel("webhook", workers=2, rate=200.0, count=2000),
+    }
     result = parts[sys.argv[1]]()
     print(json.dumps(result))

@@ -85,6 +85,14 @@ def main() -> int:
             throttle = run_part("throttle", env)
             print(line("throttle 200/s, 2 workers: busiest 1 s window", throttle["busiest_1s"], "", 220, None))
             print(f"  (2,000 webhooks took {throttle['elapsed_s']:.1f} s; 200/s allows no less than ~10 s)")
+        if not only or "load" in only:
+            print("\nDashboard under load (gunicorn, 2 processes x 8 threads) while 100,000 in-app recipients send")
+            loads = [run_part("load", env) for _ in range(RUNS)]
+            print(line("status partial p95, 20 concurrent pollers",
+                       statistics.median(r["status_p95_ms"] for r in loads), " ms", 50, None))
+            print(line("campaign page p95 (100k recipients, first page)",
+                       statistics.median(r["page_p95_ms"] for r in loads), " ms", 150, None))
+            print(f"  ({int(loads[0]['status_requests']):,} status requests during a {loads[0]['send_s']:.1f} s send)")
         if not only or "onecall" in only:
             print("\nOne-call notification, 10,000 targets, in_app, 1 worker")
             calls = [run_part("onecall", env) for _ in range(RUNS)]

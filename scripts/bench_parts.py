@@ -277,9 +277,96 @@ def part_channel(kind: str, workers: int = 1, rate: float = 100_000.0, count: in
         return {"per_s": count / elapsed, "elapsed_s": elapsed, "busiest_1s": busiest}
 
 
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
+
+
+def part_load() -> dict:
+    """A real gunicorn: 20 pollers on the status partial while 100k in-app recipients send, then
+    the campaign page (first page of 100k recipients) requested repeatedly."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import threading
+    from pathlib import Path
+
+    import httpx
+
+    from dashboard.models import Campaign
+    from dashboard.services import lifecycle, recipients
+
+    app = create_app()
+    with app.app_context():
+        campaign_id, _ = setup(app)
+        recipients.bulk_upsert(campaign_id, [(f"u-{i:06d}", {"firstName": "Ann", "offer": "20%"}, None)
+                                             for i in range(ROWS)])
+        recipients.recount(db.session.get(Campaign, campaign_id))
+        db.session.commit()
+        port = _free_port()
+        bin_dir = Path(sys.executable).parent
+        web = subprocess.Popen([str(bin_dir / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "8",
+                                "-b", f"127.0.0.1:{port}", "wsgi:app"], env=os.environ.copy(), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen([str(bin_dir / "rq"), "worker", "-c", "dashboard.rq_settings", "-w",
+                                   "dashboard.worker.HeraldWorker", "realtime", "batch", "default"],
+                                  env=os.environ.copy(), start_new_session=True, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(base + "/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            session = httpx.Client(base_url=base)
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', session.get("/login").text).group(1)
+            session.post("/login", data={"csrf_token": token, "email": "bench@example.com",
+                                         "password": "bench-password"})
+            cookies = dict(session.cookies)
+            lifecycle.send(campaign_id, None, ACTOR)
+            latencies: list[float] = []
+            stop = threading.Event()
+
+            def poll():
+                with httpx.Client(base_url=base, cookies=cookies, headers={"HX-Request": "true"}) as c:
+                    while not stop.is_set():
+                        start = time.perf_counter()
+                        response = c.get(f"/campaigns/{campaign_id}/_status")
+                        latencies.append(time.perf_counter() - start)
+                        if response.status_code == 286:
+                            stop.set()
+                        time.sleep(0.05)
+
+            threads = [threading.Thread(target=poll) for _ in range(20)]
+            send_start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=600)
+            send_s = time.perf_counter() - send_start
+            page: list[float] = []
+            with httpx.Client(base_url=base, cookies=cookies) as c:
+                for _ in range(100):
+                    start = time.perf_counter()
+                    response = c.get(f"/campaigns/{campaign_id}")
+                    page.append(time.perf_counter() - start)
+                    assert response.status_code == 200 and "u-000049" in response.text
+        finally:
+            for proc in (web, worker):
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in (web, worker):
+                proc.wait(timeout=30)
+        return {"status_p95_ms": _p95(latencies), "status_requests": float(len(latencies)),
+                "page_p95_ms": _p95(page), "send_s": send_s}
+
+
 if __name__ == "__main__":
     parts = {
-        "csv": part_csv, "send1": lambda: part_send(1), "send2": lambda: part_send(2), "onecall": part_onecall,
+        "load": part_load, "csv": part_csv, "onecall": part_onecall,
+        "send1": lambda: part_send(1), "send2": lambda: part_send(2),
         "webhook": lambda: part_channel("webhook"), "email": lambda: part_channel("email"),
         "throttle": lambda: part_channel("webhook", workers=2, rate=200.0, count=2000),
     }

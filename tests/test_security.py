@@ -1,0 +1,170 @@
+"""The security sweep: every registered route × (anonymous, support, marketer, admin) against
+one explicit table; CSRF on every state-changing dashboard route; XSS probes on every page."""
+
+import re
+
+import pytest
+
+from dashboard.access import Actor
+from dashboard.extensions import db
+from dashboard.models import ApiKey, Notification
+from dashboard.services import accounts, campaigns, lifecycle, recipients, templates, users
+from tests.conftest import PASSWORD, csrf_from, login
+from tests.engine import drain
+
+A, M, S = "admin", "marketer", "support"
+ALL, WRITE, ADMIN = {A, M, S}, {A, M}, {A}
+ACTOR = Actor.system("test")
+
+# Who may use each endpoint, written out from SPEC §7/§8 (not read from the code under test).
+EXPECTED = {
+    "auth.login": "public", "health.healthz": "public", "auth.logout": ALL, "home.index": ALL,
+    "admin.account_list": ADMIN, "admin.account_create": ADMIN, "admin.account_role": ADMIN,
+    "admin.account_active": ADMIN, "admin.api_keys": ADMIN, "admin.api_key_create": ADMIN,
+    "admin.api_key_revoke": ADMIN, "channels.index": ADMIN, "channels.update": ADMIN, "channels.send_test": ADMIN,
+    "api.account_list": ADMIN, "api.channel_read": ADMIN, "api.channel_update": ADMIN, "api.channel_list": ALL,
+    "api.me": ALL, "api.campaign_list": ALL, "api.campaign_read": ALL, "api.recipients_list": ALL,
+    "api.recipients_export": ALL, "api.template_list": ALL, "api.template_read": ALL, "api.template_version": ALL,
+    "api.user_read": ALL, "api.feed": ALL,
+    "api.campaign_create": WRITE, "api.campaign_edit": WRITE, "api.campaign_delete": WRITE,
+    "api.campaign_send": WRITE, "api.campaign_unschedule": WRITE, "api.campaign_cancel": WRITE,
+    "api.campaign_duplicate": WRITE, "api.campaign_retry_failed": WRITE, "api.recipients_add": WRITE,
+    "api.recipients_clear": WRITE, "api.recipients_upload": WRITE, "api.template_create": WRITE,
+    "api.template_edit": WRITE, "api.template_approve": WRITE, "api.template_archive": WRITE,
+    "api.users_upsert": WRITE, "api.notification_send": WRITE, "api.feed_mark": WRITE,
+    "campaigns.index": ALL, "campaigns.show": ALL, "campaigns.recipients_table": ALL, "campaigns.export": ALL,
+    "sending.status": ALL, "campaigns.create": WRITE, "campaigns.edit": WRITE, "campaigns.defaults_fields": WRITE,
+    "campaigns.delete": WRITE, "campaigns.add_recipients": WRITE, "campaigns.clear_recipients": WRITE,
+    "campaigns.upload": WRITE, "campaigns.confirm_upload": WRITE, "campaigns.rejected_rows": WRITE,
+    "sending.send": WRITE, "sending.unschedule": WRITE, "sending.cancel": WRITE, "sending.duplicate": WRITE,
+    "sending.retry_failed": WRITE,
+    "templates.index": ALL, "templates.show": ALL, "templates.create": WRITE, "templates.edit": WRITE,
+    "templates.transition": WRITE, "templates.preview": WRITE, "templates.schema_rows": WRITE,
+    "support.lookup": ALL, "support.users_index": ALL, "support.user_view": ALL, "support.notification_log": ALL,
+    "support.audit_log": ALL, "support.users_import": WRITE,
+}
+XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
+
+
+def test_every_route_is_in_the_table(app):
+    endpoints = {r.endpoint for r in app.url_map.iter_rules() if r.endpoint != "static"}
+    assert endpoints == set(EXPECTED), (endpoints - set(EXPECTED), set(EXPECTED) - endpoints)
+
+
+@pytest.fixture
+def world(app):
+    """Real objects so every GET can answer 200; writes use ids that do not exist (no side effects)."""
+    templates.create({"name": "T " + XSS[1], "templateId": "t", "category": XSS[0], "tags": [XSS[1]],
+                      "channels": {"in_app": {"title": XSS[0] + " {{ name }}", "body": XSS[1]}},
+                      "variableSchema": [{"key": "name", "type": "string", "label": XSS[1]}]}, ACTOR)
+    templates.transition("t", "approve", ACTOR)
+    c = campaigns.create({"name": "C " + XSS[0], "templateId": "t", "variables": {"name": XSS[1]}}, ACTOR)
+    recipients.add_manual(c.id, ["u1", "u2"], {"u1": {"name": XSS[0]}}, ACTOR)
+    lifecycle.send(c.id, None, ACTOR)
+    drain()
+    users.upsert([{"userId": "u1", "name": XSS[1], "email": "u1@example.com"}])
+    note = db.session.query(Notification).filter_by(user_id="u1").first()
+    clients = {}
+    for role in (A, M, S):
+        account = accounts.create_account(f"{role}@sweep.test", role, PASSWORD, ACTOR)
+        _, key = accounts.create_api_key(account, XSS[0], ACTOR)
+        client = app.test_client()
+        assert login(client, account.email).status_code == 302
+        clients[role] = (client, key, csrf_from(client.get("/").get_data(as_text=True)))
+    key_id = db.session.query(ApiKey.id).first()[0]
+    return {"campaign": c.id, "template": "t", "user": "u1", "note": note.id, "account": 1, "key": key_id,
+            "clients": clients, "anon": app.test_client()}
+
+
+def _url(rule, w, real: bool) -> str:
+    values = {"campaign_id": w["campaign"] if real else 999999, "template_id": w["template"] if real else "nope",
+              "user_id": w["user"], "notification_id": w["note"] if real else 999999, "version": 1,
+              "account_id": 999999, "key_id": 999999, "kind": "webhook", "token": "no-such-token",
+              "action": None, "what": "read"}
+    url = rule.rule
+    for name in rule.arguments:
+        value = values[name]
+        if value is None:
+            value = "approve" if "approve" in url else "activate"
+        url = re.sub(rf"<(?:[^:<>]+:)?{name}>|<any\([^)]*\):{name}>", str(value), url)
+    return url
+
+
+def test_route_role_matrix(app, world):
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ("static", "auth.logout"):
+            continue
+        expected = EXPECTED[rule.endpoint]
+        api = rule.endpoint.startswith("api.")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            write = method != "GET"
+            url = _url(rule, world, real=not write)
+            # anonymous
+            response = world["anon"].open(url, method=method, json={} if api else None)
+            if expected == "public":
+                assert response.status_code in (200, 400), (method, url, response.status_code)
+                checked += 1
+                continue
+            want = 401 if api else (400 if write else 302)  # an anonymous web POST fails CSRF first
+            assert response.status_code == want, ("anonymous", method, url, response.status_code)
+            checked += 1
+            for role in (A, M, S):
+                client, key, token = world["clients"][role]
+                if api:
+                    response = client.open(url, method=method, json={}, headers={"Authorization": f"Bearer {key}"})
+                else:
+                    response = client.open(url, method=method, data={"csrf_token": token} if write else None)
+                code = response.status_code
+                if role in expected:
+                    if write:
+                        assert code not in (401, 403), (role, method, url, code)
+                    else:
+                        assert code == 200, (role, method, url, code)
+                else:
+                    assert code == 403, (role, method, url, code)
+                checked += 1
+    assert checked >= 300, checked
+    print(f"route x role checks: {checked}")
+
+
+def test_csrf_required_on_every_dashboard_write(app, world):
+    client, _, _ = world["clients"][A]
+    count = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api.") or not (rule.methods & {"POST", "PUT", "PATCH", "DELETE"}):
+            continue
+        url = _url(rule, world, real=False)
+        for headers in ({}, {"HX-Request": "true"}):
+            response = client.post(url, data={}, headers=headers)
+            assert response.status_code == 400, (url, response.status_code)
+            assert "security token" in response.get_data(as_text=True)
+            count += 1
+    assert count >= 50
+
+
+def test_no_page_shows_user_text_unescaped(app, world):
+    client, key, _ = world["clients"][A]
+    pages = 0
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in ("static",) or rule.endpoint.startswith("api."):
+            continue
+        url = _url(rule, world, real=True)
+        for headers in ({}, {"HX-Request": "true"}):
+            body = client.get(url, headers=headers).get_data(as_text=True)
+            for probe in XSS:
+                assert probe not in body, (url, probe)
+            pages += 1
+    assert pages >= 40
+
+
+def test_security_headers_on_every_kind_of_response(client, world):
+    c, key, _ = world["clients"][M]
+    responses = [c.get("/"), c.get("/campaigns/1/_status", headers={"HX-Request": "true"}), c.get("/nope"),
+                 client.get("/login"), client.get("/api/v1/campaigns"), client.get("/healthz"),
+                 client.get("/static/css/app.css")]
+    for response in responses:
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"

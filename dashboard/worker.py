@@ -4,6 +4,9 @@ runs Herald's sweep (lost chunks, missed schedules) with RQ's periodic maintenan
 from __future__ import annotations
 
 import os
+import time
+
+import redis
 
 from rq import Worker
 from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_TASK_INTERVAL, DEFAULT_WORKER_TTL
@@ -24,6 +27,26 @@ class HeraldWorker(Worker):
             kwargs["maintenance_interval"] = int(os.environ.get("HERALD_SWEEP_SECONDS", "10"))
         super().__init__(*args, **kwargs)
         jobs.get_app()
+
+    def work(self, *args, **kwargs):
+        """Survive a Redis outage: RQ's loop gives up when Redis vanishes mid-job; wait for it to
+        answer again and start over (the sweep re-enqueues whatever Redis forgot)."""
+        while True:
+            try:
+                return super().work(*args, **kwargs)
+            except redis.exceptions.ConnectionError as err:
+                self.log.warning("Redis is unavailable (%s); waiting for it to come back", err)
+                self._wait_for_redis()
+
+    def _wait_for_redis(self) -> None:
+        delay = 0.5
+        while True:
+            time.sleep(delay)
+            try:
+                self.connection.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                delay = min(delay * 2, 10.0)
 
     @property
     def dequeue_timeout(self) -> int:

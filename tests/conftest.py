@@ -58,6 +58,7 @@ class FreshContextClient(FlaskClient):
     even though the test itself holds one open to call services."""
 
     def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)  # consume streamed bodies inside this request's context
         with self.application.app_context():
             return super().open(*args, **kwargs)
 

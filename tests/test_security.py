@@ -72,12 +72,14 @@ def world(app):
         assert login(client, account.email).status_code == 302
         clients[role] = (client, key, csrf_from(client.get("/").get_data(as_text=True)))
     key_id = db.session.query(ApiKey.id).first()[0]
-    return {"campaign": c.id, "template": "t", "user": "u1", "note": note.id, "account": 1, "key": key_id,
+    draft = campaigns.create({"name": "Draft " + XSS[1], "templateId": "t"}, ACTOR)
+    return {"campaign": c.id, "draft": draft.id, "template": "t", "user": "u1", "note": note.id, "account": 1, "key": key_id,
             "clients": clients, "anon": app.test_client()}
 
 
 def _url(rule, w, real: bool) -> str:
-    values = {"campaign_id": w["campaign"] if real else 999999, "template_id": w["template"] if real else "nope",
+    campaign = w["draft"] if rule.endpoint == "campaigns.edit" else w["campaign"]
+    values = {"campaign_id": campaign if real else 999999, "template_id": w["template"] if real else "nope",
               "user_id": w["user"], "notification_id": w["note"] if real else 999999, "version": 1,
               "account_id": 999999, "key_id": 999999, "kind": "webhook", "token": "no-such-token",
               "action": None, "what": "read"}
@@ -119,8 +121,9 @@ def test_route_role_matrix(app, world):
                 if role in expected:
                     if write:
                         assert code not in (401, 403), (role, method, url, code)
-                    else:
-                        assert code == 200, (role, method, url, code)
+                    else:  # the one GET on a made-up id: an unknown upload token
+                        assert code == (404 if rule.endpoint == "campaigns.rejected_rows" else 200), \
+                            (role, method, url, code)
                 else:
                     assert code == 403, (role, method, url, code)
                 checked += 1
@@ -151,7 +154,10 @@ def test_no_page_shows_user_text_unescaped(app, world):
             continue
         url = _url(rule, world, real=True)
         for headers in ({}, {"HX-Request": "true"}):
-            body = client.get(url, headers=headers).get_data(as_text=True)
+            response = client.get(url, headers=headers)
+            if not response.content_type.startswith("text/html"):
+                continue  # CSV downloads carry the data as-is (formula cells neutralised)
+            body = response.get_data(as_text=True)
             for probe in XSS:
                 assert probe not in body, (url, probe)
             pages += 1

@@ -7,7 +7,6 @@ import os
 import time
 
 import redis
-
 from rq import Worker
 from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_TASK_INTERVAL, DEFAULT_WORKER_TTL
 

@@ -73,8 +73,8 @@ def world(app):
         clients[role] = (client, key, csrf_from(client.get("/").get_data(as_text=True)))
     key_id = db.session.query(ApiKey.id).first()[0]
     draft = campaigns.create({"name": "Draft " + XSS[1], "templateId": "t"}, ACTOR)
-    return {"campaign": c.id, "draft": draft.id, "template": "t", "user": "u1", "note": note.id, "account": 1, "key": key_id,
-            "clients": clients, "anon": app.test_client()}
+    return {"campaign": c.id, "draft": draft.id, "template": "t", "user": "u1", "note": note.id, "account": 1,
+            "key": key_id, "clients": clients, "anon": app.test_client()}
 
 
 def _url(rule, w, real: bool) -> str:

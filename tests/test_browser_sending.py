@@ -60,6 +60,7 @@ def test_send_now_and_watch_it_finish_without_reload(page, live_server, make_acc
     expect(page.get_by_test_id("status-badge")).to_have_text("sent", timeout=60_000)
     assert page.evaluate("window.__noReload") == "still here"  # reached by polling, not a reload
     expect(page.get_by_test_id("count-sent")).to_have_text("1,500")
+    expect(page.get_by_test_id("eng-delivered")).to_have_text("1,500")  # engagement refreshed on finish
     # The recipients table refreshed itself too.
     expect(page.locator("#recipients-table .rstatus-sent").first).to_be_visible()
     assert page.locator("#recipients-table .rstatus-pending").count() == 0

@@ -182,6 +182,15 @@ def _timeline(campaign) -> list[tuple[int, int]]:
     return points
 
 
+@bp.get("/<int:campaign_id>/_engagement")
+@roles(*ALL_ROLES)
+def engagement(campaign_id: int):
+    """HTMX: engagement figures, re-read when a live send finishes."""
+    campaign = service.get(campaign_id)
+    return render_template("campaigns/_engagement.html", campaign=campaign,
+                           engagement=queries.engagement(campaign), timeline=_timeline(campaign))
+
+
 @bp.get("/<int:campaign_id>/_recipients")
 @roles(*ALL_ROLES)
 def recipients_table(campaign_id: int):

@@ -147,16 +147,22 @@ def deliver_chunk(chunk_id: int) -> dict:
     if chunk_done.rowcount != 1:
         db.session.rollback()
         return {"delivered": 0, "skipped": "raced"}
+    pending = _commit_progress(campaign.id, sent, failed, now)
+    if pending <= 0:
+        finish_if_done(campaign.id)
+    return {"delivered": sent, "failed": failed}
+
+
+def _commit_progress(campaign_id: int, sent: int, failed: int, now) -> int:
+    """Move the campaign's counters with the chunk's results, commit, record the rate; return pending."""
     counters = db.session.execute(
-        update(Campaign).where(Campaign.id == campaign.id)
+        update(Campaign).where(Campaign.id == campaign_id)
         .values(pending=Campaign.pending - sent - failed, sent=Campaign.sent + sent, failed=Campaign.failed + failed,
                 progress_at=now)
         .returning(Campaign.pending).execution_options(synchronize_session=False)).one()
     db.session.commit()
-    record_rate(campaign.id, sent + failed)
-    if counters.pending <= 0:
-        finish_if_done(campaign.id)
-    return {"delivered": sent, "failed": failed}
+    record_rate(campaign_id, sent + failed)
+    return counters.pending
 
 
 def _with_directory_emails(rows) -> list:
@@ -244,17 +250,11 @@ def _deliver_external(campaign: Campaign, version: TemplateVersion, chunk: Campa
         db.session.execute(update(CampaignChunk).where(CampaignChunk.id == chunk.id)
                            .values(done=True, leased_until=None).execution_options(synchronize_session=False))
     sent, failed = len(sent_ids), len(failures)
-    counters = db.session.execute(
-        update(Campaign).where(Campaign.id == campaign.id)
-        .values(pending=Campaign.pending - sent - failed, sent=Campaign.sent + sent, failed=Campaign.failed + failed,
-                progress_at=now)
-        .returning(Campaign.pending).execution_options(synchronize_session=False)).one()
-    db.session.commit()
-    record_rate(campaign.id, sent + failed)
+    pending = _commit_progress(campaign.id, sent, failed, now)
     if delay is not None:
         db.session.refresh(chunk)
         _requeue_later(chunk, campaign, delay)
-    if failed or counters.pending <= 0:
+    if failed or pending <= 0:
         finish_if_done(campaign.id)
     return {"delivered": sent, "failed": failed, "retrying": len(retries)}
 

@@ -68,6 +68,7 @@ def main() -> int:
             t1 = statistics.median(r["send_s"] for r in one)
             t2 = statistics.median(r["send_s"] for r in two)
             print(line("send -> sent, 1 worker", t1, " s", 20.0, copy_floor))
+            print(line("deliveries per second, 1 worker", 100_000 / t1, "/s", 5_000, None, lower_is_better=False))
             print(line("worker RSS (parent + work horse), peak", max(r["worker_rss_mb"] for r in one), " MB", 250,
                        None))
             print(line("send -> sent, 2 workers", t2, " s", t1 / 1.6, None))

@@ -32,7 +32,7 @@ EXPECTED = {
     "api.recipients_clear": WRITE, "api.recipients_upload": WRITE, "api.template_create": WRITE,
     "api.template_edit": WRITE, "api.template_approve": WRITE, "api.template_archive": WRITE,
     "api.users_upsert": WRITE, "api.notification_send": WRITE, "api.feed_mark": WRITE,
-    "campaigns.index": ALL, "campaigns.show": ALL, "campaigns.engagement": ALL, "campaigns.recipients_table": ALL, "campaigns.export": ALL,
+    "campaigns.index": ALL, "campaigns.show": ALL, "campaigns.engagement": ALL, "campaigns.preview_as": ALL, "campaigns.recipients_table": ALL, "campaigns.export": ALL,
     "sending.status": ALL, "campaigns.create": WRITE, "campaigns.edit": WRITE, "campaigns.defaults_fields": WRITE,
     "campaigns.delete": WRITE, "campaigns.add_recipients": WRITE, "campaigns.clear_recipients": WRITE,
     "campaigns.upload": WRITE, "campaigns.confirm_upload": WRITE, "campaigns.rejected_rows": WRITE,

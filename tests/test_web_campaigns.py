@@ -181,3 +181,18 @@ def test_recipients_partial_filters_and_escapes(client, logged_in):
     assert "<img src=x" not in html and "&lt;img src=x" in html
     for path in ("/campaigns", f"/campaigns/{c.id}"):
         assert "<script>alert(1)</script>" not in client.get(path).get_data(as_text=True)
+
+
+def test_preview_as_any_recipient(client, logged_in):
+    make_template()
+    from dashboard.access import Actor
+    from dashboard.services import campaigns, recipients
+
+    c = campaigns.create({"name": "P", "templateId": "promo", "variables": {"offer": "5%"}}, Actor.system("t"))
+    recipients.add_manual(c.id, ["first", "vip"], {"vip": {"firstName": "<Val>", "offer": "50%"}}, Actor.system("t"))
+    logged_in("support")
+    page = client.get(f"/campaigns/{c.id}").get_data(as_text=True)
+    assert "Preview as a recipient" in page and "Hi there" in page  # the first recipient by default
+    html = client.get(f"/campaigns/{c.id}/_preview?previewUser=vip").get_data(as_text=True)
+    assert "Hi &lt;Val&gt;" in html and "50% " in html and "<html" not in html
+    assert "is not a recipient" in client.get(f"/campaigns/{c.id}/_preview?previewUser=ghost").get_data(as_text=True)

@@ -151,6 +151,8 @@ def show(campaign_id: int):
     campaign = service.get(campaign_id)
     context = _recipients_context(campaign)
     context.update(status_context(campaign))
+    if campaign.total:
+        context.update(_preview_context(campaign))
     if not campaign.is_draft:
         context["engagement"] = queries.engagement(campaign)
         context["timeline"] = _timeline(campaign)
@@ -189,6 +191,26 @@ def engagement(campaign_id: int):
     campaign = service.get(campaign_id)
     return render_template("campaigns/_engagement.html", campaign=campaign,
                            engagement=queries.engagement(campaign), timeline=_timeline(campaign))
+
+
+@bp.get("/<int:campaign_id>/_preview")
+@roles(*ALL_ROLES)
+def preview_as(campaign_id: int):
+    """HTMX (or plain GET): the message as one recipient receives it."""
+    campaign = service.get(campaign_id)
+    return render_template("campaigns/_preview_as.html", campaign=campaign, **_preview_context(campaign))
+
+
+def _preview_context(campaign) -> dict:
+    from dashboard.models import Recipient
+
+    user_id = (request.args.get("previewUser") or "").strip()
+    stmt = select(Recipient.user_id, Recipient.variables).where(Recipient.campaign_id == campaign.id)
+    stmt = stmt.where(Recipient.user_id == user_id) if user_id else stmt.order_by(Recipient.id)
+    row = db.session.execute(stmt.limit(1)).first()
+    sample = recipients.preview_rows(campaign, [(row.user_id, row.variables or {})])[0] if row else None
+    return {"preview_user": user_id or (row.user_id if row else ""), "sample": sample,
+            "missing": bool(user_id) and row is None}
 
 
 @bp.get("/<int:campaign_id>/_recipients")

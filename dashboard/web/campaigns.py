@@ -14,7 +14,7 @@ from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.errors import AppError, LifecycleError, ValidationError
 from dashboard.exports import recipients_csv_stream
 from dashboard.extensions import db
-from dashboard.models import CampaignStatus, RecipientStatus, Template, TemplateStatus
+from dashboard.models import CampaignStatus, Recipient, RecipientStatus, Template, TemplateStatus
 from dashboard.services import campaigns as service
 from dashboard.services import recipients, uploads
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm
@@ -202,8 +202,6 @@ def preview_as(campaign_id: int):
 
 
 def _preview_context(campaign) -> dict:
-    from dashboard.models import Recipient
-
     user_id = (request.args.get("previewUser") or "").strip()
     stmt = select(Recipient.user_id, Recipient.variables).where(Recipient.campaign_id == campaign.id)
     stmt = stmt.where(Recipient.user_id == user_id) if user_id else stmt.order_by(Recipient.id)

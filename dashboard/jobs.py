@@ -53,13 +53,13 @@ def deliver_chunk(chunk_id: int) -> dict:
 
 @in_app_context
 def fire_scheduled(campaign_id: int, scheduled_for: str) -> bool:
-    from dashboard.services import sending
+    from dashboard.services import recovery
 
-    return sending.fire_scheduled(campaign_id, scheduled_for)
+    return recovery.fire_scheduled(campaign_id, scheduled_for)
 
 
 @in_app_context
 def sweep() -> dict | None:
-    from dashboard.services import sending
+    from dashboard.services import recovery
 
-    return sending.sweep_with_lock()
+    return recovery.sweep_with_lock()

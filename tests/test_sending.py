@@ -8,7 +8,7 @@ from dashboard.access import Actor
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db, get_queue
 from dashboard.models import AuditEvent, Campaign, CampaignChunk, Notification, Recipient, utcnow
-from dashboard.services import campaigns, lifecycle, recipients, sending
+from dashboard.services import campaigns, lifecycle, recipients, recovery, sending
 from tests.engine import drain
 from tests.test_api_campaigns import make_template
 
@@ -125,8 +125,8 @@ def test_schedule_then_fire_once(app):
     when = utcnow() + timedelta(hours=1)
     scheduled = lifecycle.send(c.id, when.isoformat(), ACTOR)
     assert scheduled.status == "scheduled" and scheduled.scheduled_at == when
-    assert sending.fire_scheduled(c.id, when.isoformat()) is True
-    assert sending.fire_scheduled(c.id, when.isoformat()) is False  # a second firing does nothing
+    assert recovery.fire_scheduled(c.id, when.isoformat()) is True
+    assert recovery.fire_scheduled(c.id, when.isoformat()) is False  # a second firing does nothing
     drain()
     assert fresh(c.id).status == "sent" and feed_count() == 3
 
@@ -136,12 +136,12 @@ def test_stale_scheduled_job_after_unschedule_or_cancel_does_nothing(app):
     first = utcnow() + timedelta(hours=1)
     lifecycle.send(c.id, first.isoformat(), ACTOR)
     lifecycle.unschedule(c.id, ACTOR)
-    assert sending.fire_scheduled(c.id, first.isoformat()) is False
+    assert recovery.fire_scheduled(c.id, first.isoformat()) is False
     second = utcnow() + timedelta(hours=2)
     lifecycle.send(c.id, second.isoformat(), ACTOR)
-    assert sending.fire_scheduled(c.id, first.isoformat()) is False  # the old job: stale time
+    assert recovery.fire_scheduled(c.id, first.isoformat()) is False  # the old job: stale time
     lifecycle.cancel(c.id, ACTOR)
-    assert sending.fire_scheduled(c.id, second.isoformat()) is False
+    assert recovery.fire_scheduled(c.id, second.isoformat()) is False
     drain()
     c = fresh(c.id)
     assert c.status == "cancelled" and feed_count() == 0 and c.skipped == 3
@@ -154,7 +154,7 @@ def test_send_now_overrides_schedule(app):
     assert lifecycle.send(c.id, None, ACTOR).status == "sending"
     drain()
     assert fresh(c.id).status == "sent"
-    assert sending.fire_scheduled(c.id, when.isoformat()) is False
+    assert recovery.fire_scheduled(c.id, when.isoformat()) is False
 
 
 def test_cancel_mid_send_skips_the_rest(app):
@@ -235,9 +235,9 @@ def test_sweep_replans_lost_start_and_requeues_lost_chunks(app):
         c = make_campaign(2500)
         lifecycle.send(c.id, None, ACTOR)
         get_redis().flushdb()  # Redis lost everything: the start job is gone
-        assert sending.sweep()["planned"] == 1
+        assert recovery.sweep()["planned"] == 1
         get_redis().flushdb()  # ... and again: the chunk jobs are gone
-        assert sending.sweep()["requeued"] == 3
+        assert recovery.sweep()["requeued"] == 3
         drain()
         assert fresh(c.id).status == "sent" and feed_count() == 2500
     finally:
@@ -249,6 +249,6 @@ def test_sweep_fires_missed_schedule(app):
     lifecycle.send(c.id, (utcnow() + timedelta(hours=1)).isoformat(), ACTOR)
     db.session.get(Campaign, c.id).scheduled_at = utcnow() - timedelta(minutes=1)
     db.session.commit()
-    assert sending.sweep()["fired"] == 1
+    assert recovery.sweep()["fired"] == 1
     drain()
     assert fresh(c.id).status == "sent"

@@ -34,18 +34,23 @@ class HeraldWorker(Worker):
             try:
                 return super().work(*args, **kwargs)
             except redis.exceptions.ConnectionError as err:
+                if self._stop_requested:
+                    return False  # shutting down anyway (e.g. Ctrl-C stopped Redis first)
                 self.log.warning("Redis is unavailable (%s); waiting for it to come back", err)
-                self._wait_for_redis()
+                if not self._wait_for_redis():
+                    return False
 
-    def _wait_for_redis(self) -> None:
+    def _wait_for_redis(self) -> bool:
+        """True once Redis answers; False if asked to stop while waiting."""
         delay = 0.5
-        while True:
+        while not self._stop_requested:
             time.sleep(delay)
             try:
                 self.connection.ping()
-                return
+                return True
             except redis.exceptions.ConnectionError:
                 delay = min(delay * 2, 10.0)
+        return False
 
     @property
     def dequeue_timeout(self) -> int:

@@ -41,6 +41,7 @@ def start(directory: str | os.PathLike, port: int | None = None) -> tuple[subpro
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(directory), "--logfile", str(Path(directory) / "redis.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C in the terminal must not stop Redis before the worker
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, g, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
-from dashboard.errors import Forbidden, Unauthorized
+from dashboard.errors import Forbidden
 from dashboard.models import Role
 
 ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SUPPORT)
@@ -69,7 +69,7 @@ def can(*allowed: Role) -> bool:
 def _enforce():
     if request.endpoint is None or request.endpoint == "static":
         return None
-    view = current_app_view()
+    view = current_app.view_functions.get(request.endpoint)
     if getattr(view, "is_public", False):
         return None
     allowed = getattr(view, "allowed_roles", None)
@@ -93,16 +93,9 @@ def _enforce():
     return None
 
 
-def current_app_view():
-    from flask import current_app
-
-    return current_app.view_functions.get(request.endpoint)
-
-
 def init_access(app: Flask) -> None:
     app.before_request(_enforce)
     app.jinja_env.globals.update(can=can, Role=Role, current_role=current_role)
 
 
-__all__ = ["ADMINS", "ALL_ROLES", "WRITERS", "Actor", "Unauthorized", "can", "current_actor",
-           "init_access", "public", "roles"]
+__all__ = ["ADMINS", "ALL_ROLES", "WRITERS", "Actor", "can", "current_actor", "init_access", "public", "roles"]

@@ -68,6 +68,7 @@ _TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Upload too large",
+    422: "Request conflicts with an earlier one",
     429: "Too many requests",
     500: "Something went wrong on our side",
 }

@@ -60,6 +60,8 @@ def test_idempotency_key_on_create(client, api_key):
     ids = {client.post("/api/v1/campaigns", json=body, headers=headers).get_json()["id"] for _ in range(3)}
     assert len(ids) == 1
     assert db.session.scalar(select(func.count()).select_from(Campaign).where(Campaign.name == "Once")) == 1
+    reused = client.post("/api/v1/campaigns", json={"name": "Other", "templateId": "promo"}, headers=headers)
+    assert reused.status_code == 422 and reused.get_json()["error"]["code"] == "idempotency_key_reused"
 
 
 def test_cancel_duplicate_retry_via_api(client, api_key):

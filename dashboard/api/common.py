@@ -37,9 +37,15 @@ def idempotent(view):
         digest = hashlib.sha256(f"{request.method} {request.path} {key}".encode()).hexdigest()
         slot = f"herald:idem:{g.api_key.id}:{digest}"
         redis = get_redis()
+        fingerprint = hashlib.sha256(request.get_data()).hexdigest()
         stored = redis.get(slot)
         if stored is not None:
             saved = json.loads(stored)
+            if saved.get("fingerprint") != fingerprint:
+                error = ValidationError("This Idempotency-Key was already used for a different request body; "
+                                        "use a new key for a new request.")
+                error.status, error.code = 422, "idempotency_key_reused"
+                raise error
             response = make_response(saved["body"], saved["status"])
             response.headers["Content-Type"] = "application/json"
             response.headers["Idempotent-Replayed"] = "true"
@@ -49,7 +55,7 @@ def idempotent(view):
         try:
             response = make_response(view(*args, **kwargs))
             if response.status_code < 500:
-                redis.set(slot, json.dumps({"status": response.status_code,
+                redis.set(slot, json.dumps({"status": response.status_code, "fingerprint": fingerprint,
                                             "body": response.get_data(as_text=True)}), ex=IDEMPOTENCY_TTL)
             return response
         finally:

@@ -70,7 +70,6 @@ def account_role(account_id: int):
 @bp.post("/accounts/<int:account_id>/<any(activate, deactivate):action>")
 @roles(*ADMINS)
 def account_active(account_id: int, action: str):
-    ConfirmForm()
     try:
         account = accounts.set_active(account_id, action == "activate", current_actor())
         flash(f"{account.email} {'activated' if account.active else 'deactivated'}.", "success")
@@ -117,7 +116,6 @@ def api_key_create():
 @bp.post("/api-keys/<int:key_id>/revoke")
 @roles(*ADMINS)
 def api_key_revoke(key_id: int):
-    ConfirmForm()
     key = accounts.revoke_api_key(key_id, current_actor())
     flash(f"API key {key.prefix} revoked; requests using it now get 401.", "success")
     return redirect(url_for("admin.api_keys"))

@@ -8,7 +8,7 @@ from flask_login import current_user, login_user, logout_user
 from dashboard.access import ALL_ROLES, public, roles
 from dashboard.errors import RateLimited, Unauthorized
 from dashboard.services import accounts
-from dashboard.web.forms import ConfirmForm, LoginForm
+from dashboard.web.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
 
@@ -47,7 +47,6 @@ def login():
 @bp.post("/logout")
 @roles(*ALL_ROLES)
 def logout():
-    ConfirmForm()  # CSRF is checked by CSRFProtect before we get here
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -221,7 +221,6 @@ def recipients_table(campaign_id: int):
 @bp.post("/<int:campaign_id>/delete")
 @roles(*WRITERS)
 def delete(campaign_id: int):
-    ConfirmForm()
     try:
         name = service.get(campaign_id).name
         service.delete_draft(campaign_id, current_actor())
@@ -256,7 +255,6 @@ def add_recipients(campaign_id: int):
 @bp.post("/<int:campaign_id>/recipients/clear")
 @roles(*WRITERS)
 def clear_recipients(campaign_id: int):
-    ConfirmForm()
     try:
         removed = recipients.clear(campaign_id, current_actor())
         flash(f"Removed all {removed:,} recipients.", "success")
@@ -287,7 +285,6 @@ def upload(campaign_id: int):
 @bp.post("/<int:campaign_id>/uploads/<token>/confirm")
 @roles(*WRITERS)
 def confirm_upload(campaign_id: int, token: str):
-    ConfirmForm()
     try:
         outcome = uploads.confirm(campaign_id, token, current_actor())
     except AppError as err:

@@ -67,7 +67,6 @@ def parse_local(value: str, zone: str) -> str:
 @bp.post("/<int:campaign_id>/send")
 @roles(*WRITERS)
 def send(campaign_id: int):
-    ConfirmForm()
     try:
         when = None
         if request.form.get("intent") == "schedule":
@@ -85,7 +84,6 @@ def send(campaign_id: int):
 
 def _simple(move: str, message: str):
     def view(campaign_id: int):
-        ConfirmForm()
         try:
             result = getattr(lifecycle, move)(campaign_id, current_actor())
         except AppError as err:

@@ -135,7 +135,6 @@ def edit(template_id: str):
 @bp.post("/<template_id>/<any(approve, archive):action>")
 @roles(*WRITERS)
 def transition(template_id: str, action: str):
-    ConfirmForm()
     try:
         template = service.transition(template_id, action, current_actor())
     except (LifecycleError, ValidationError) as err:

@@ -65,7 +65,7 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "LOGIN_WINDOW_SECONDS": int(env.get("HERALD_LOGIN_WINDOW_SECONDS", "900")),
         # A chunk or a start that has not moved for this long is presumed lost and re-enqueued.
         "HERALD_STALL_SECONDS": int(env.get("HERALD_STALL_SECONDS", "30")),
-        "HERALD_BATCH_CHUNK": int(env.get("HERALD_BATCH_CHUNK", "1000")),
+        "HERALD_BATCH_CHUNK": int(env.get("HERALD_BATCH_CHUNK", "2000")),
         "HERALD_RETRY_BASE_SECONDS": float(env.get("HERALD_RETRY_BASE_SECONDS", "2")),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
     }

@@ -74,6 +74,7 @@ def app(database_url, redis_url):
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SERVER_NAME": None,
+        "HERALD_BATCH_CHUNK": 1000,  # small enough that a few thousand recipients make several chunks
     })
     app.test_client_class = FreshContextClient
     with app.app_context():

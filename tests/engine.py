@@ -22,9 +22,12 @@ def drain() -> None:
 
 
 def worker_env(app, **extra) -> dict:
-    return dict(os.environ, HERALD_ENV="testing", SECRET_KEY="test-secret-key",
-                DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
-                HERALD_STALL_SECONDS=str(app.config["HERALD_STALL_SECONDS"]), **extra)
+    env = dict(os.environ, HERALD_ENV="testing", SECRET_KEY="test-secret-key",
+               DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
+               HERALD_STALL_SECONDS=str(app.config["HERALD_STALL_SECONDS"]),
+               HERALD_BATCH_CHUNK=str(app.config["HERALD_BATCH_CHUNK"]))
+    env.update(extra)
+    return env
 
 
 def start_worker(app, burst: bool = False, **extra) -> subprocess.Popen:

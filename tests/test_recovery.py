@@ -68,7 +68,7 @@ def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app, tmp_pa
         if worker.poll() is None:
             _kill(worker)
         app.config["HERALD_STALL_SECONDS"] = 30
-        app.config["HERALD_BATCH_CHUNK"] = 1000
+        app.config["HERALD_BATCH_CHUNK"] = 1000  # the suite's setting (conftest)
     db.session.expire_all()
     c = db.session.get(Campaign, campaign.id)
     assert (c.sent, c.pending, c.failed, c.skipped) == (N, 0, 0, 0)
@@ -147,7 +147,7 @@ def test_database_connections_dropped_mid_chunk_are_retried(app, monkeypatch, tm
         if worker.poll() is None:
             _kill(worker)
         app.config["HERALD_STALL_SECONDS"] = 30
-        app.config["HERALD_BATCH_CHUNK"] = 1000
+        app.config["HERALD_BATCH_CHUNK"] = 1000  # the suite's setting (conftest)
     _exactly_once(campaign.id, n)
 
 

@@ -73,7 +73,9 @@ def sweep() -> dict:
             if last is None or now - last >= stall:
                 report["planned"] += bool(plan(campaign.id))
             continue
-        lost = [c for c in chunks if now - c.enqueued_at >= stall and not _job_is_alive(c.job_id, stall)]
+        lost = [c for c in chunks if now - c.enqueued_at >= stall
+                and not (c.leased_until and c.leased_until > now)  # an external chunk still being sent
+                and not _job_is_alive(c.job_id, stall)]
         for chunk in lost:
             chunk.attempts += 1
             chunk.enqueued_at = now

@@ -189,10 +189,12 @@ def _deliver_external(campaign: Campaign, version: TemplateVersion, chunk: Campa
     """At-least-once: send first, then record each result; transient failures stay pending and
     the chunk is re-run later with exponential backoff, without holding up the others."""
     now = utcnow()
+    rate = channel_settings.get(campaign.channel).rate_limit
+    hold = max(300.0, 2 * (chunk.hi - chunk.lo + 1) / rate)  # long enough for a throttled chunk to finish
     lease = db.session.execute(
         update(CampaignChunk).where(CampaignChunk.id == chunk.id, CampaignChunk.done.is_(False),
                                     or_(CampaignChunk.leased_until.is_(None), CampaignChunk.leased_until < now))
-        .values(leased_until=now + timedelta(minutes=5)).execution_options(synchronize_session=False))
+        .values(leased_until=now + timedelta(seconds=hold)).execution_options(synchronize_session=False))
     db.session.commit()
     if lease.rowcount != 1:
         return {"delivered": 0, "skipped": "leased"}

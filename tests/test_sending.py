@@ -252,3 +252,18 @@ def test_sweep_fires_missed_schedule(app):
     assert recovery.sweep()["fired"] == 1
     drain()
     assert fresh(c.id).status == "sent"
+
+
+def test_plan_handles_sparse_ids_with_exact_chunks(app):
+    """Interleaved imports leave gaps in a campaign's ids: chunks still hold 1,000 recipients each."""
+    a = make_campaign(0)
+    b = campaigns.create({"name": "B", "templateId": "promo", "variables": {"offer": "x"}}, ACTOR)
+    for start in range(0, 2400, 100):  # a and b take turns, so a's ids are half-empty
+        recipients.add_manual(a.id, [f"a{i}" for i in range(start, start + 100)], None, ACTOR)
+        recipients.add_manual(b.id, [f"b{i}" for i in range(start, start + 100)], None, ACTOR)
+    lifecycle.send(a.id, None, ACTOR)
+    drain()
+    sizes = [hi - lo for lo, hi in db.session.execute(select(CampaignChunk.lo, CampaignChunk.hi)
+                                                       .where(CampaignChunk.campaign_id == a.id)).all()]
+    assert len(sizes) == 3  # 2,400 recipients -> 1,000 + 1,000 + 400, not ~5 id windows
+    assert fresh(a.id).status == "sent" and fresh(a.id).sent == 2400 and fresh(b.id).status == "draft"

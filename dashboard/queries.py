@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
@@ -64,7 +65,7 @@ def paginate(stmt: Select, id_column, limit: int, cursor: str | None, newest_fir
 
 def templates(status: str | None = None, search: str | None = None, *, limit: int = 50,
               cursor: str | None = None) -> Page:
-    stmt = select(Template)
+    stmt = select(Template).options(selectinload(Template.versions))  # the list shows each one's channels
     if status:
         stmt = stmt.where(Template.status == status)
     if search:
@@ -76,7 +77,7 @@ def templates(status: str | None = None, search: str | None = None, *, limit: in
 
 def campaigns(status: str | None = None, search: str | None = None, *, limit: int = 50,
               cursor: str | None = None, kind: str = "campaign") -> Page:
-    stmt = select(Campaign).where(Campaign.kind == kind)
+    stmt = select(Campaign).options(joinedload(Campaign.template)).where(Campaign.kind == kind)
     if status:
         stmt = stmt.where(Campaign.status == status)
     if search:

@@ -267,3 +267,24 @@ def test_plan_handles_sparse_ids_with_exact_chunks(app):
                                                        .where(CampaignChunk.campaign_id == a.id)).all()]
     assert len(sizes) == 3  # 2,400 recipients -> 1,000 + 1,000 + 400, not ~5 id windows
     assert fresh(a.id).status == "sent" and fresh(a.id).sent == 2400 and fresh(b.id).status == "draft"
+
+
+def test_sweep_requeues_a_chunk_taken_by_a_worker_that_died(app):
+    """A worker killed just after popping a job leaves it 'queued' but out of the queue."""
+    from dashboard.extensions import get_redis
+
+    app.config["HERALD_STALL_SECONDS"] = 0
+    try:
+        c = make_campaign(10)
+        lifecycle.send(c.id, None, ACTOR)
+        drain_start = get_queue("batch")
+        from rq import SimpleWorker
+
+        SimpleWorker([drain_start], connection=get_redis()).work(burst=True, max_jobs=1)  # plans, enqueues chunk
+        popped = get_redis().lpop(drain_start.key)  # a worker takes the chunk job... and dies
+        assert popped is not None
+        assert recovery.sweep()["requeued"] == 1
+        drain()
+        assert fresh(c.id).status == "sent" and feed_count() == 10
+    finally:
+        app.config["HERALD_STALL_SECONDS"] = 30

@@ -35,6 +35,7 @@ def fire_scheduled(campaign_id: int, scheduled_for: str | None) -> bool:
 
 
 def _job_is_alive(job_id: str, stall: timedelta) -> bool:
+    from rq import Queue
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
 
@@ -43,8 +44,12 @@ def _job_is_alive(job_id: str, stall: timedelta) -> bool:
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+    if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
         return True
+    if status == JobStatus.QUEUED:
+        # Still waiting in line? A worker killed right after taking it leaves it "queued" but gone
+        # from the queue (RQ parks it in an intermediate list): that job is lost.
+        return Queue(job.origin, connection=get_redis()).get_job_position(job.id) is not None
     if status == JobStatus.STARTED:
         started = job.started_at
         if started is not None and started.tzinfo is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, text
 
 from dashboard import rendering
 from dashboard.access import Actor
@@ -66,10 +66,6 @@ def bulk_upsert(campaign_id: int, rows: list[tuple[str, dict, str | None]]) -> N
         _copy_upsert(campaign_id, rows)
     else:
         _executemany_upsert(campaign_id, rows)
-
-
-def count(campaign_id: int) -> int:
-    return db.session.scalar(select(func.count()).select_from(Recipient).where(Recipient.campaign_id == campaign_id))
 
 
 def recount(campaign: Campaign) -> None:
@@ -158,11 +154,6 @@ def clear(campaign_id: int, actor: Actor) -> int:
     audit.record(actor, "campaign.recipients_cleared", "campaign", campaign.id, details={"removed": removed})
     db.session.commit()
     return removed
-
-
-def reset_to_pending(campaign_id: int) -> None:
-    db.session.execute(update(Recipient).where(Recipient.campaign_id == campaign_id)
-                       .values(status=RecipientStatus.PENDING, attempts=0, last_error=None))
 
 
 def preview_rows(campaign: Campaign, rows: list[tuple[str, dict]]) -> list[dict]:

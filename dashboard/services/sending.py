@@ -31,7 +31,6 @@ from dashboard.ratelimit import TokenBucket
 from dashboard.services import channel_settings
 
 WORKER = Actor.system("worker")
-BATCH_CHUNK = 1000
 RATE_WINDOW = 10
 FAILURE_MIN_PROCESSED = 200
 MAX_ATTEMPTS = 5

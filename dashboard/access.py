@@ -4,30 +4,18 @@ before_request hook enforces it for the dashboard and the API alike (fail closed
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from flask import Flask, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
 from dashboard.errors import Forbidden
 from dashboard.models import Role
+from dashboard.services.accounts import authenticate_api_key
+from dashboard.services.actor import Actor
 
 ALL_ROLES = (Role.ADMIN, Role.MARKETER, Role.SUPPORT)
 WRITERS = (Role.ADMIN, Role.MARKETER)
 ADMINS = (Role.ADMIN,)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Whoever acts: recorded in the audit log."""
-
-    label: str
-    account_id: int | None = None
-    api_key_id: int | None = None
-
-    @classmethod
-    def system(cls, what: str = "system") -> Actor:
-        return cls(label=what)
 
 
 def roles(*allowed: Role) -> Callable:
@@ -75,8 +63,6 @@ def _enforce():
     allowed = getattr(view, "allowed_roles", None)
     is_api = request.blueprint == "api"
     if is_api:
-        from dashboard.services.accounts import authenticate_api_key
-
         g.api_key = authenticate_api_key(request.headers.get("Authorization", ""))
     elif not current_user.is_authenticated:
         target = request.full_path.rstrip("?") if request.method == "GET" and request.path != "/" else None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
-from dashboard.access import Actor
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
 from dashboard.models import Role
 from dashboard.services import accounts
+from dashboard.services.actor import Actor
 
 DEMO_ACCOUNTS = (
     ("admin@herald.test", Role.ADMIN, "herald-admin"),

@@ -67,5 +67,8 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "HERALD_STALL_SECONDS": int(env.get("HERALD_STALL_SECONDS", "30")),
         "HERALD_BATCH_CHUNK": int(env.get("HERALD_BATCH_CHUNK", "2000")),
         "HERALD_RETRY_BASE_SECONDS": float(env.get("HERALD_RETRY_BASE_SECONDS", "2")),
+        # No job sends for longer than this: the rest of its chunk goes back to the queue, so
+        # realtime and one-call sends wait at most one slice behind batch work.
+        "HERALD_SLICE_SECONDS": float(env.get("HERALD_SLICE_SECONDS", "5")),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
     }

@@ -37,13 +37,24 @@ class TokenBucket:
         self.capacity = burst if burst is not None else max(1.0, self.rate / 20)
         self._script = get_redis().register_script(_SCRIPT)
 
+    @property
+    def step(self) -> int:
+        """Messages per grant: a bucket step is 1/20 s of the rate (at least one message)."""
+        return max(1, int(self.capacity))
+
+    def try_take(self, n: int) -> float:
+        """Take n tokens (n <= step) if they are there: 0.0, else the seconds to wait first."""
+        n = min(n, self.step)
+        wait_ms = int(self._script(keys=[self.key], args=[self.rate, self.capacity, n, time.time()]))
+        return wait_ms / 1000
+
     def take(self, n: int = 1) -> None:
-        """Block until n tokens are granted (n is capped at the bucket's capacity per call)."""
+        """Block until n tokens are granted (in steps of at most the bucket's capacity)."""
         remaining = n
         while remaining > 0:
-            step = min(remaining, int(self.capacity))
-            wait_ms = int(self._script(keys=[self.key], args=[self.rate, self.capacity, step, time.time()]))
-            if wait_ms == 0:
+            step = min(remaining, self.step)
+            wait = self.try_take(step)
+            if wait == 0:
                 remaining -= step
             else:
-                time.sleep(wait_ms / 1000)
+                time.sleep(wait)

@@ -33,7 +33,15 @@ def value_text(value) -> str:
     return str(value)
 
 
-def render(text: str | None, values: Mapping[str, object], *, html: bool = False) -> str:
+LINE_BREAKS_RE = re.compile(r"[\r\n\u2028\u2029\u0085\x0b\x0c]+")
+
+
+def fold_lines(text: str) -> str:
+    """A single-line output (subject, title, header, URL) never carries a line break."""
+    return LINE_BREAKS_RE.sub(" ", text)
+
+
+def render(text: str | None, values: Mapping[str, object], *, html: bool = False, single_line: bool = False) -> str:
     """One pass over the text: a value that itself looks like `{{ x }}` stays literal."""
 
     def substitute(match: re.Match) -> str:
@@ -41,7 +49,8 @@ def render(text: str | None, values: Mapping[str, object], *, html: bool = False
         return str(escape(value)) if html else value
 
     # With html=True only the values are escaped: the markup around them is the author's.
-    return PLACEHOLDER_RE.sub(substitute, text) if text else ""
+    out = PLACEHOLDER_RE.sub(substitute, text) if text else ""
+    return fold_lines(out) if single_line else out
 
 
 def is_http_url(value: str) -> bool:

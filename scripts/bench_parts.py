@@ -14,9 +14,9 @@ from flask_migrate import upgrade
 from sqlalchemy import select, text
 
 from dashboard import create_app
-from dashboard.access import Actor
 from dashboard.extensions import db, get_redis
 from dashboard.services import accounts, campaigns, templates
+from dashboard.services.actor import Actor
 
 ACTOR = Actor.system("bench")
 ROWS = 100_000

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from dashboard import create_app
-from dashboard.access import Actor
 from dashboard.extensions import db, get_redis
 from dashboard.services import accounts
+from dashboard.services.actor import Actor
 from tests import services
 
 TEST_DB = os.environ.get("HERALD_TEST_DB", "sqlite")

@@ -93,8 +93,8 @@ def test_api_key_page_shows_key_once_and_revokes(client, logged_in, make_account
 
 def test_user_text_is_escaped_on_admin_pages(client, logged_in):
     logged_in("admin")
-    from dashboard.access import Actor
     from dashboard.services import accounts
+    from dashboard.services.actor import Actor
 
     admin = db.session.scalar(select(Account).where(Account.role == "admin"))
     accounts.create_api_key(admin, '<script>alert(1)</script>', Actor.system("test"))

@@ -1,7 +1,7 @@
-from dashboard.access import Actor
 from dashboard.extensions import db
 from dashboard.models import ApiKey
 from dashboard.services import accounts
+from dashboard.services.actor import Actor
 
 
 def _auth(key: str) -> dict:

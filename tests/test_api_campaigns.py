@@ -3,10 +3,10 @@ import io
 import pytest
 from sqlalchemy import select
 
-from dashboard.access import Actor
 from dashboard.extensions import db
 from dashboard.models import AuditEvent, Campaign, Recipient
 from dashboard.services import templates
+from dashboard.services.actor import Actor
 
 SYSTEM = Actor.system("test")
 

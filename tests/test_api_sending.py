@@ -89,8 +89,8 @@ def test_status_partial_polls_then_stops_with_286(client, logged_in):
     logged_in("support")
     draft = client.get(f"/campaigns/{c.id}/_status", headers={"HX-Request": "true"})
     assert draft.status_code == 286 and 'hx-trigger="every 1s"' not in draft.get_data(as_text=True)
-    from dashboard.access import Actor
     from dashboard.services import lifecycle
+    from dashboard.services.actor import Actor
 
     lifecycle.send(c.id, None, Actor.system("t"))
     live = client.get(f"/campaigns/{c.id}/_status", headers={"HX-Request": "true"})

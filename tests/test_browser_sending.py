@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from dashboard.access import Actor
 from dashboard.services import campaigns, recipients
+from dashboard.services.actor import Actor
 from tests.engine import start_worker
 from tests.test_api_campaigns import make_template
 from tests.test_browser import SHOTS, _sign_in

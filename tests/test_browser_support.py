@@ -2,8 +2,8 @@
 
 from playwright.sync_api import expect
 
-from dashboard.access import Actor
 from dashboard.services import campaigns, lifecycle, recipients
+from dashboard.services.actor import Actor
 from tests.engine import drain
 from tests.test_api_campaigns import make_template
 from tests.test_browser import SHOTS, _sign_in

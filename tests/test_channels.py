@@ -7,10 +7,10 @@ import time
 import pytest
 from sqlalchemy import bindparam, select
 
-from dashboard.access import Actor
 from dashboard.extensions import db
 from dashboard.models import Campaign, Recipient
 from dashboard.services import campaigns, channel_settings, lifecycle, recipients, users
+from dashboard.services.actor import Actor
 from tests.engine import drain_until_idle
 from tests.sinks import HttpSink, SmtpBox
 from tests.test_api_campaigns import make_template

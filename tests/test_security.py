@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from dashboard.access import Actor
 from dashboard.extensions import db
 from dashboard.models import ApiKey, Notification
 from dashboard.services import accounts, campaigns, lifecycle, recipients, templates, users
+from dashboard.services.actor import Actor
 from tests.conftest import PASSWORD, csrf_from, login
 from tests.engine import drain
 
@@ -34,11 +34,11 @@ EXPECTED = {
     "api.users_upsert": WRITE, "api.notification_send": WRITE, "api.feed_mark": WRITE,
     "campaigns.index": ALL, "campaigns.show": ALL, "campaigns.engagement": ALL, "campaigns.preview_as": ALL,
     "campaigns.recipients_table": ALL, "campaigns.export": ALL,
-    "sending.status": ALL, "campaigns.create": WRITE, "campaigns.edit": WRITE, "campaigns.defaults_fields": WRITE,
+    "live.status": ALL, "campaigns.create": WRITE, "campaigns.edit": WRITE, "campaigns.defaults_fields": WRITE,
     "campaigns.delete": WRITE, "campaigns.add_recipients": WRITE, "campaigns.clear_recipients": WRITE,
     "campaigns.upload": WRITE, "campaigns.confirm_upload": WRITE, "campaigns.rejected_rows": WRITE,
-    "sending.send": WRITE, "sending.unschedule": WRITE, "sending.cancel": WRITE, "sending.duplicate": WRITE,
-    "sending.retry_failed": WRITE,
+    "live.send": WRITE, "live.unschedule": WRITE, "live.cancel": WRITE, "live.duplicate": WRITE,
+    "live.retry_failed": WRITE,
     "templates.index": ALL, "templates.show": ALL, "templates.create": WRITE, "templates.edit": WRITE,
     "templates.transition": WRITE, "templates.preview": WRITE, "templates.schema_rows": WRITE,
     "support.lookup": ALL, "support.users_index": ALL, "support.user_view": ALL, "support.notification_log": ALL,

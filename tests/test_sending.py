@@ -4,11 +4,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.access import Actor
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db, get_queue
 from dashboard.models import AuditEvent, Campaign, CampaignChunk, Notification, Recipient, utcnow
-from dashboard.services import campaigns, lifecycle, recipients, recovery, sending
+from dashboard.services import campaigns, lifecycle, recipients, recovery
+from dashboard.services.actor import Actor
+from dashboard.services.delivery import chunks, plan
 from tests.engine import drain
 from tests.test_api_campaigns import make_template
 
@@ -59,14 +60,17 @@ def test_realtime_mode_uses_one_job_per_recipient(app):
 
 
 def test_rerunning_a_chunk_never_delivers_twice(app):
-    c = make_campaign(10)
+    c = make_campaign(1500)
     lifecycle.send(c.id, None, ACTOR)
+    plan.plan(c.id)
+    chunk = db.session.scalar(select(CampaignChunk).order_by(CampaignChunk.id))
+    assert chunks.deliver(chunk.id)["delivered"] == 1000
+    assert chunks.deliver(chunk.id) == {"skipped": "done"}
+    db.session.execute(CampaignChunk.__table__.update().where(CampaignChunk.id == chunk.id).values(done=False))
+    db.session.commit()  # pretend the job ran again (e.g. re-enqueued by the sweep)
+    assert chunks.deliver(chunk.id)["delivered"] == 0
     drain()
-    chunk = db.session.scalar(select(CampaignChunk))
-    chunk.done = False  # pretend the job ran again (e.g. re-enqueued by the sweep)
-    db.session.commit()
-    assert sending.deliver_chunk(chunk.id)["delivered"] == 0
-    assert feed_count() == 10
+    assert feed_count() == 1500 and fresh(c.id).sent == 1500
 
 
 @pytest.mark.parametrize("move,status", [("unschedule", "draft"), ("cancel", "draft"), ("send", "sent"),
@@ -160,9 +164,9 @@ def test_send_now_overrides_schedule(app):
 def test_cancel_mid_send_skips_the_rest(app):
     c = make_campaign(3000)
     lifecycle.send(c.id, None, ACTOR)
-    sending.plan(c.id)
+    plan.plan(c.id)
     first = db.session.scalar(select(CampaignChunk).order_by(CampaignChunk.id))
-    sending.deliver_chunk(first.id)
+    chunks.deliver(first.id)
     lifecycle.cancel(c.id, ACTOR)
     drain()  # the remaining chunk jobs find the campaign cancelled
     c = fresh(c.id)

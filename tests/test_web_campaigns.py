@@ -151,8 +151,8 @@ def test_delete_draft_from_page(client, logged_in):
 
 def test_support_sees_campaign_but_no_write_controls(client, logged_in, make_account):
     make_template()
-    from dashboard.access import Actor
     from dashboard.services import campaigns, recipients
+    from dashboard.services.actor import Actor
 
     c = campaigns.create({"name": "C", "templateId": "promo"}, Actor.system("t"))
     recipients.add_manual(c.id, ["u1"], None, Actor.system("t"))
@@ -169,8 +169,8 @@ def test_support_sees_campaign_but_no_write_controls(client, logged_in, make_acc
 
 def test_recipients_partial_filters_and_escapes(client, logged_in):
     make_template()
-    from dashboard.access import Actor
     from dashboard.services import campaigns, recipients
+    from dashboard.services.actor import Actor
 
     c = campaigns.create({"name": "<script>alert(1)</script>", "templateId": "promo"}, Actor.system("t"))
     recipients.add_manual(c.id, ["alpha", "beta"], {"alpha": {"offer": "<img src=x onerror=alert(1)>"}},
@@ -185,8 +185,8 @@ def test_recipients_partial_filters_and_escapes(client, logged_in):
 
 def test_preview_as_any_recipient(client, logged_in):
     make_template()
-    from dashboard.access import Actor
     from dashboard.services import campaigns, recipients
+    from dashboard.services.actor import Actor
 
     c = campaigns.create({"name": "P", "templateId": "promo", "variables": {"offer": "5%"}}, Actor.system("t"))
     recipients.add_manual(c.id, ["first", "vip"], {"vip": {"firstName": "<Val>", "offer": "50%"}}, Actor.system("t"))

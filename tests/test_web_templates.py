@@ -106,8 +106,8 @@ def test_editing_approved_template_via_form_creates_version_2(client, logged_in)
 
 
 def test_support_can_view_but_not_change_templates(client, logged_in, make_account):
-    from dashboard.access import Actor
     from dashboard.services import templates
+    from dashboard.services.actor import Actor
 
     templates.create({"name": "T", "channels": {"in_app": {"title": "t", "body": "b"}}}, Actor.system("test"))
     logged_in("support")
@@ -124,8 +124,8 @@ def test_support_can_view_but_not_change_templates(client, logged_in, make_accou
 
 
 def test_user_text_is_escaped_on_template_pages(client, logged_in):
-    from dashboard.access import Actor
     from dashboard.services import templates
+    from dashboard.services.actor import Actor
 
     evil = '"><img src=x onerror=alert(1)>'
     templates.create({"name": evil, "templateId": "evil", "category": "<script>x</script>", "tags": [evil],
@@ -139,8 +139,8 @@ def test_user_text_is_escaped_on_template_pages(client, logged_in):
 
 
 def test_list_filters_by_status_and_search(client, logged_in):
-    from dashboard.access import Actor
     from dashboard.services import templates
+    from dashboard.services.actor import Actor
 
     for name in ("Alpha promo", "Beta promo", "Gamma"):
         templates.create({"name": name, "channels": {"in_app": {"title": "t", "body": "b"}}}, Actor.system("t"))

@@ -9,7 +9,8 @@ from dashboard.errors import ValidationError
 from dashboard.exports import recipients_csv_stream
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from dashboard.services import campaigns as service
-from dashboard.services import lifecycle, recipients, sending, uploads
+from dashboard.services import lifecycle, recipients, uploads
+from dashboard.services.delivery import progress
 
 
 def _iso(value):
@@ -17,7 +18,7 @@ def _iso(value):
 
 
 def campaign_json(c: Campaign) -> dict:
-    rate, eta = sending.rate_and_eta(c)
+    rate, eta = progress.rate_and_eta(c)
     return {
         "id": c.id, "name": c.name, "status": c.status, "templateId": c.template.template_id,
         "templateVersion": c.template_version, "channel": c.channel, "deliveryMode": c.delivery_mode,

@@ -34,8 +34,21 @@ class Channel(Protocol):
     transactional: bool
     content_key: str                 # which template content it renders: "in_app" or "email"
 
-    def send_batch(self, messages: list[Message]) -> list[Result]: ...
+    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+        """One result per message; a message that cannot be built or sent fails alone (never raises
+        for one message). `timeout` caps each network call (the engine's slice)."""
+
+    def close(self) -> None:
+        """Release connections kept between batches of one slice."""
 
 
 class ChannelUnavailable(Exception):
     """The channel cannot be used at all (not configured): the campaign fails as a whole."""
+
+
+def reason(prefix: str, err: BaseException) -> str:
+    """A short, single-line reason for a message a channel could not build or send."""
+    if isinstance(err, UnicodeError):
+        return f"{prefix}: a value is not valid Unicode text (it contains an unpaired surrogate)"
+    text = " ".join(str(err).split())
+    return f"{prefix}: {text or type(err).__name__}"[:300]

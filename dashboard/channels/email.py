@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
-from dashboard.channels.base import ChannelUnavailable, Message, Result
+from dashboard.channels.base import ChannelUnavailable, Message, Result, reason
 
 
 def parse_smtp_url(url: str) -> dict:
@@ -37,13 +37,14 @@ class EmailChannel:
         self.sender = sender
         self.timeout = timeout
         self.domain = sender.rsplit("@", 1)[-1]
+        self._conn: smtplib.SMTP | None = None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, timeout: float) -> smtplib.SMTP:
         s = self.server
         if s["mode"] == "smtps":
-            conn = smtplib.SMTP_SSL(s["host"], s["port"], timeout=self.timeout, context=ssl.create_default_context())
+            conn = smtplib.SMTP_SSL(s["host"], s["port"], timeout=timeout, context=ssl.create_default_context())
         else:
-            conn = smtplib.SMTP(s["host"], s["port"], timeout=self.timeout)
+            conn = smtplib.SMTP(s["host"], s["port"], timeout=timeout)
             if s["mode"] == "smtp+starttls":
                 conn.starttls(context=ssl.create_default_context())
         if s["user"]:
@@ -64,34 +65,60 @@ class EmailChannel:
             mail.add_alternative(m.content["html"], subtype="html")
         return mail
 
-    def send_batch(self, messages: list[Message]) -> list[Result]:
+    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+        """One SMTP connection kept across the batches of a slice (closed by close())."""
+        timeout = min(timeout or self.timeout, self.timeout)
         results: list[Result] = []
-        conn = None
         for m in messages:
             if not m.email:
                 results.append(Result(m.recipient_id, "permanent", "no email address"))
                 continue
             try:
-                if conn is None:
-                    conn = self._connect()
-                conn.send_message(self.build(m))
-                results.append(Result(m.recipient_id, "sent"))
-            except smtplib.SMTPRecipientsRefused as err:
-                code, reason = next(iter(err.recipients.values()))
-                results.append(self._result(m, code, reason))
-            except smtplib.SMTPResponseException as err:
-                results.append(self._result(m, err.smtp_code, err.smtp_error))
-                if err.smtp_code in (421,):
-                    conn = None
-            except (smtplib.SMTPException, OSError) as err:
-                results.append(Result(m.recipient_id, "transient", f"SMTP connection problem: {err}"[:300]))
-                conn = None
+                mail = self.build(m)
+                mail.as_bytes()  # a value the message cannot carry fails here, before the server sees it
+            except Exception as err:  # noqa: BLE001 - this recipient's data, not the server
+                results.append(Result(m.recipient_id, "permanent", reason("could not build the email", err)))
+                continue
+            results.append(self._send(m, mail, timeout))
+        return results
+
+    def _send(self, m: Message, mail: EmailMessage, timeout: float) -> Result:
+        try:
+            if self._conn is None:
+                self._conn = self._connect(timeout)
+            elif self._conn.sock is not None:
+                self._conn.sock.settimeout(timeout)
+            self._conn.send_message(mail)
+            return Result(m.recipient_id, "sent")
+        except smtplib.SMTPRecipientsRefused as err:
+            code, text = next(iter(err.recipients.values()))
+            return self._result(m, code, text)
+        except smtplib.SMTPResponseException as err:
+            if err.smtp_code in (421,):
+                self._drop()
+            return self._result(m, err.smtp_code, err.smtp_error)
+        except (smtplib.SMTPException, OSError) as err:
+            self._drop()
+            return Result(m.recipient_id, "transient", f"SMTP connection problem: {err}"[:300])
+        except Exception as err:  # noqa: BLE001 - the connection's state is unknown: start a new one
+            self._drop()
+            return Result(m.recipient_id, "permanent", reason("could not send the email", err))
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
-                pass
-        return results
+                conn.close()
 
     @staticmethod
     def _result(m: Message, code: int, reason) -> Result:

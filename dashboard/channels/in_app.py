@@ -16,7 +16,11 @@ class InAppChannel:
     transactional = True
     content_key = "in_app"
 
-    def send_batch(self, messages: list[Message]) -> list[Result]:
+    def close(self) -> None:
+        pass
+
+    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+        """Raises when the database refuses a row: the engine then isolates the bad one."""
         if messages:
             now = utcnow()
             rows = [(m.recipient_id, m.campaign_id, m.user_id, m.content.get("title", ""), m.content.get("body", ""),

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from dashboard.channels.base import ChannelUnavailable, Message, Result
+from dashboard.channels.base import ChannelUnavailable, Message, Result, reason
 from dashboard.models import utcnow
 
 CONCURRENCY = 16
@@ -43,6 +43,8 @@ class WebhookChannel:
         self.url = url
         self.secret = secret or ""
         self.timeout = timeout
+        self._client: httpx.Client | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def payload(self, m: Message) -> bytes:
         body = {"campaignId": m.campaign_id, "notificationId": m.recipient_id, "userId": m.user_id,
@@ -51,26 +53,48 @@ class WebhookChannel:
                 "variables": m.variables}
         return json.dumps(body, separators=(",", ":"), default=str).encode()
 
-    def _post(self, client: httpx.Client, m: Message) -> Result:
-        body = self.payload(m)
-        headers = {"Content-Type": "application/json", "Idempotency-Key": f"{m.campaign_id}:{m.user_id}",
-                   "X-Herald-Signature": signature(self.secret, body), "User-Agent": "Herald/1"}
+    def _post(self, client: httpx.Client, m: Message, timeout: float) -> Result:
         try:
-            response = client.post(self.url, content=body, headers=headers)
+            body = self.payload(m)
+            headers = {"Content-Type": "application/json", "Idempotency-Key": f"{m.campaign_id}:{m.user_id}",
+                       "X-Herald-Signature": signature(self.secret, body), "User-Agent": "Herald/1"}
+            request = client.build_request("POST", self.url, content=body, headers=headers, timeout=timeout)
+        except Exception as err:  # noqa: BLE001 - this recipient's data
+            return Result(m.recipient_id, "permanent", reason("could not build the webhook request", err))
+        try:
+            response = client.send(request)
         except httpx.TimeoutException:
-            return Result(m.recipient_id, "transient", f"timed out after {self.timeout:g} s")
+            return Result(m.recipient_id, "transient", f"timed out after {timeout:g} s")
+        except httpx.LocalProtocolError as err:  # e.g. a header value with a line break
+            return Result(m.recipient_id, "permanent", reason("the request could not be sent", err))
         except httpx.HTTPError as err:
             return Result(m.recipient_id, "transient", f"connection failed: {type(err).__name__}")
+        except Exception as err:  # noqa: BLE001
+            return Result(m.recipient_id, "permanent", reason("the request could not be sent", err))
         code = response.status_code
         if 200 <= code < 300:
             return Result(m.recipient_id, "sent")
-        reason = f"HTTP {code} {response.text[:200]}".strip()
+        text = f"HTTP {code} {response.text[:200]}".strip()
         if code == 429 or code >= 500:
-            return Result(m.recipient_id, "transient", reason, retry_after_seconds(response.headers.get("Retry-After")))
-        return Result(m.recipient_id, "permanent", reason)
+            return Result(m.recipient_id, "transient", text, retry_after_seconds(response.headers.get("Retry-After")))
+        return Result(m.recipient_id, "permanent", text)
 
-    def send_batch(self, messages: list[Message]) -> list[Result]:
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-        with httpx.Client(timeout=self.timeout, limits=limits) as client, \
-                ThreadPoolExecutor(max_workers=min(CONCURRENCY, max(1, len(messages)))) as pool:
-            return list(pool.map(lambda m: self._post(client, m), messages))
+    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+        """Concurrent POSTs over a pooled client kept across the batches of a slice."""
+        if not messages:
+            return []
+        timeout = min(timeout or self.timeout, self.timeout)
+        if self._client is None:
+            limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+            self._client = httpx.Client(timeout=self.timeout, limits=limits)
+            self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
+        client = self._client
+        return list(self._pool.map(lambda m: self._post(client, m, timeout), messages))
+
+    def close(self) -> None:
+        client, pool = self._client, self._pool
+        self._client = self._pool = None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if client is not None:
+            client.close()

@@ -56,6 +56,8 @@ class Campaign(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set by the one planning run that wins the claim: a send is split into chunks exactly once.
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # "campaign", or "notification" for a one-call send (same engine, hidden from the campaigns list)
     kind: Mapped[str] = mapped_column(String(16), default="campaign", server_default="campaign", index=True)
@@ -111,11 +113,20 @@ class CampaignChunk(db.Model):
     lo: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     hi: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     done: Mapped[bool] = mapped_column(Boolean, default=False)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Job failures (an exception, a timeout, a lost job); the chunk gives up after MAX_JOB_FAILURES.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Bumped at every (re-)enqueue: each run of the chunk is its own RQ job.
+    run: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # External channels: one run at a time per chunk (a lease), so a slow run is not doubled.
+    # External channels: one run at a time per chunk (a lease renewed at every step by its holder).
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     @property
     def job_id(self) -> str:
-        return f"herald-chunk-{self.id}-{self.attempts}"
+        return job_id_for(self.id, self.run)
+
+
+def job_id_for(chunk_id: int, run: int) -> str:
+    return f"herald-chunk-{chunk_id}-{run}"

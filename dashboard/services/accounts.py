@@ -12,11 +12,11 @@ from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dashboard.access import Actor
 from dashboard.errors import NotFound, RateLimited, Unauthorized, ValidationError
 from dashboard.extensions import db, get_redis
 from dashboard.models import Account, ApiKey, Role, utcnow
 from dashboard.services import audit
+from dashboard.services.actor import Actor
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from dashboard.access import Actor
 from dashboard.extensions import db
 from dashboard.models import AuditEvent
+from dashboard.services.actor import Actor
 
 
 def record(actor: Actor, action: str, target_type: str, target_id, *, from_status=None,

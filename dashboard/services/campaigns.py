@@ -6,7 +6,6 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 
 from dashboard import rendering
-from dashboard.access import Actor
 from dashboard.errors import LifecycleError, NotFound, ValidationError
 from dashboard.extensions import db
 from dashboard.models import (
@@ -20,6 +19,7 @@ from dashboard.models import (
     utcnow,
 )
 from dashboard.services import audit
+from dashboard.services.actor import Actor
 
 TEMPLATE_CHANNEL = {Channel.IN_APP: "in_app", Channel.WEBHOOK: "in_app", Channel.EMAIL: "email"}
 

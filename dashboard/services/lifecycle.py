@@ -1,5 +1,6 @@
 """The campaign lifecycle of SPEC §3 in one place: one table of allowed moves, each move a
-conditional UPDATE (so two racing requests cannot both win) plus an audit row."""
+conditional UPDATE (so two racing requests cannot both win) plus an audit row; and the
+engine's ends of a send (complete, fail, skip what is left)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, literal, or_, select, update
 
-from dashboard import channels
-from dashboard.access import Actor
+from dashboard import channels, jobs
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db
-from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus, TemplateStatus, utcnow
-from dashboard.services import audit
+from dashboard.models import (
+    Campaign,
+    CampaignChunk,
+    CampaignStatus,
+    Recipient,
+    RecipientStatus,
+    TemplateStatus,
+    utcnow,
+)
+from dashboard.services import audit, recipients
 from dashboard.services import campaigns as campaign_service
+from dashboard.services.actor import Actor
+from dashboard.services.delivery import progress
 
 S = CampaignStatus
 # move -> (allowed from, to)
@@ -27,6 +37,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "fail": (frozenset({S.SENDING}), S.FAILED),
 }
 MAX_AHEAD = timedelta(days=365)
+WORKER = Actor.system("worker")
+FAILURE_MIN_PROCESSED = 200
 
 
 def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), **values) -> Campaign:
@@ -107,9 +119,8 @@ def check_ready(campaign: Campaign) -> None:
 
 
 def send(campaign_id: int, scheduled_at_raw, actor: Actor) -> Campaign:
-    """Send now, or schedule. Enqueueing happens after the commit (see jobs.after_send)."""
-    from dashboard.services import sending
-
+    """Send now, or schedule. Enqueued after the commit; with Redis down the change stands and
+    the sweep starts it when Redis answers again."""
     campaign = campaign_service.get(campaign_id)
     when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw not in (None, "") else None
     if campaign.status not in TRANSITIONS["send"][0]:
@@ -122,11 +133,11 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor) -> Campaign:
     if when is None:
         campaign = transition(campaign_id, "send", actor, started_at=utcnow(), **pinned)
         db.session.commit()
-        sending.enqueue_start(campaign.id)
+        jobs.enqueue_start(campaign.id)
     else:
         campaign = transition(campaign_id, "schedule", actor, scheduled_at=when, **pinned)
         db.session.commit()
-        sending.enqueue_scheduled(campaign.id, when)
+        jobs.enqueue_scheduled(campaign.id, when)
     return campaign
 
 
@@ -137,14 +148,67 @@ def unschedule(campaign_id: int, actor: Actor) -> Campaign:
 
 
 def cancel(campaign_id: int, actor: Actor) -> Campaign:
-    """Stop a campaign; recipients not yet delivered become skipped (after the status commit,
-    so in-flight chunks finish or find nothing to claim — no lock-order deadlock)."""
-    from dashboard.services import sending
-
+    """Stop a campaign; recipients not yet delivered become skipped. The status commits first:
+    running slices see it at their next step and stop; what a channel accepted meanwhile is
+    recorded as sent."""
     transition(campaign_id, "cancel", actor, completed_at=utcnow())
     db.session.commit()
-    sending.skip_pending(campaign_id)
+    skip_pending(campaign_id)
     return campaign_service.get(campaign_id)
+
+
+def finish_if_done(campaign_id: int) -> None:
+    """sending -> sent when nothing is pending; -> failed past the failure threshold."""
+    campaign = db.session.get(Campaign, campaign_id)
+    db.session.refresh(campaign)
+    if campaign.status != S.SENDING:
+        return
+    processed = campaign.sent + campaign.failed
+    if processed >= FAILURE_MIN_PROCESSED and campaign.failed / processed > campaign.failure_threshold:
+        fail(campaign_id, f"{campaign.failed:,} of {processed:,} deliveries failed, above the "
+                          f"{campaign.failure_threshold:.0%} threshold")
+        return
+    if campaign.pending > 0:
+        return
+    try:
+        transition(campaign_id, "complete", WORKER, completed_at=utcnow())
+    except LifecycleError:
+        return
+    _close_chunks(campaign_id)
+    db.session.commit()
+
+
+def fail(campaign_id: int, reason: str) -> None:
+    """The campaign as a whole failed (channel unusable, too many failures): stop and skip the rest."""
+    try:
+        transition(campaign_id, "fail", WORKER, completed_at=utcnow(), failure_reason=reason[:1000])
+        db.session.commit()
+    except LifecycleError:
+        return
+    skip_pending(campaign_id)
+
+
+def skip_pending(campaign_id: int) -> int:
+    """Recipients not yet delivered become skipped; the counters move by the rows changed."""
+
+    def skip() -> int:
+        now = utcnow()
+        skipped = db.session.execute(
+            update(Recipient).where(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING)
+            .values(status=RecipientStatus.SKIPPED, updated_at=now).execution_options(synchronize_session=False)
+        ).rowcount
+        progress.move(campaign_id, now, pending=-skipped, skipped=skipped)
+        _close_chunks(campaign_id)
+        db.session.commit()
+        return skipped
+
+    return progress.retrying(skip)
+
+
+def _close_chunks(campaign_id: int) -> None:
+    db.session.execute(update(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id,
+                                                   CampaignChunk.done.is_(False))
+                       .values(done=True).execution_options(synchronize_session=False))
 
 
 def _copy(campaign: Campaign, actor: Actor, name: str, only_failed: bool) -> Campaign:
@@ -161,9 +225,7 @@ def _copy(campaign: Campaign, actor: Actor, name: str, only_failed: bool) -> Cam
         columns = columns.where(Recipient.status == RecipientStatus.FAILED)
     db.session.execute(insert(Recipient).from_select(
         ["campaign_id", "user_id", "variables", "email", "status", "attempts", "created_at"], columns))
-    from dashboard.services.recipients import recount
-
-    recount(new)
+    recipients.recount(new)
     return new
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from dashboard.access import Actor
+from dashboard import jobs
 from dashboard.errors import NotFound, ValidationError
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignStatus, Notification, TemplateStatus, utcnow
 from dashboard.recipients_csv.validation import user_id_problem
-from dashboard.services import audit, campaigns, lifecycle, recipients, sending
+from dashboard.services import audit, campaigns, lifecycle, recipients
+from dashboard.services.actor import Actor
 
 MAX_TARGETS = 10_000
 
@@ -50,7 +51,7 @@ def send(data: dict, actor: Actor) -> Campaign:
     db.session.flush()
     campaign = lifecycle.transition(campaign.id, "send", actor, started_at=utcnow(), template_version=template.version)
     db.session.commit()
-    sending.enqueue_start(campaign.id, queue="realtime")
+    jobs.enqueue_start(campaign.id, queue="realtime")
     return campaign
 
 

@@ -8,12 +8,12 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, select, text
 
 from dashboard import rendering
-from dashboard.access import Actor
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db
 from dashboard.models import Campaign, Recipient, RecipientStatus, utcnow
 from dashboard.recipients_csv.validation import user_id_problem
 from dashboard.services import audit
+from dashboard.services.actor import Actor
 from dashboard.services.campaigns import lock_draft, validate_defaults
 
 MAX_MANUAL = 10_000

@@ -1,27 +1,32 @@
 """Recovery: start scheduled campaigns, and the sweep every worker runs to find work that
 stopped moving (worker killed, Redis restarted, scheduler down) and restart it from the
-database's record of what is left."""
+database's record of what is left. Each kind of problem costs one database query (and one
+Redis round trip), whatever the number of chunks."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from redis.exceptions import LockError
+from rq.job import Job, JobStatus
+from sqlalchemy import or_, select
 
-from dashboard.access import Actor
 from dashboard.errors import LifecycleError
-from dashboard.extensions import db, get_redis
+from dashboard.extensions import QUEUE_NAMES, db, get_queue, get_redis
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, utcnow
-from dashboard.services.sending import enqueue_chunks, finish_if_done, plan
+from dashboard.models.campaign import job_id_for
+from dashboard.services import lifecycle
+from dashboard.services.actor import Actor
+from dashboard.services.delivery import chunks, plan
 
+log = logging.getLogger(__name__)
 SCHEDULER = Actor.system("scheduler")
 
 
 def fire_scheduled(campaign_id: int, scheduled_for: str | None) -> bool:
     """The scheduled time arrived: start, unless unscheduled, cancelled or rescheduled meanwhile."""
-    from dashboard.services import lifecycle
-
     extra = ()
     if scheduled_for:
         extra = (Campaign.scheduled_at == datetime.fromisoformat(scheduled_for),)
@@ -30,32 +35,56 @@ def fire_scheduled(campaign_id: int, scheduled_for: str | None) -> bool:
     except LifecycleError:
         return False
     db.session.commit()
-    plan(campaign_id)
+    plan.plan(campaign_id)
     return True
 
 
-def _job_is_alive(job_id: str, stall: timedelta) -> bool:
-    from rq import Queue
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
+def _alive(job_ids: list[str], stall: timedelta) -> set[str]:
+    """Which of these jobs are still waiting or running, in one pipelined read (plus one LRANGE
+    per queue when some are 'queued': a worker killed right after taking a job leaves it queued
+    but gone from the queue)."""
+    redis = get_redis()
+    found = Job.fetch_many(job_ids, connection=redis)
+    alive, queued = set(), []
+    for job in found:
+        if job is None:
+            continue
+        status = job.get_status(refresh=False)
+        if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            alive.add(job.id)
+        elif status == JobStatus.QUEUED:
+            queued.append(job.id)
+        elif status == JobStatus.STARTED:
+            started = job.started_at
+            if started is not None and started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            if started is not None and utcnow() - started < stall:
+                alive.add(job.id)
+    if queued:
+        waiting = set()
+        for name in QUEUE_NAMES:
+            waiting.update(get_queue(name).get_job_ids())
+        alive.update(j for j in queued if j in waiting)
+    return alive
 
-    try:
-        job = Job.fetch(job_id, connection=get_redis())
-    except NoSuchJobError:
-        return False
-    status = job.get_status(refresh=False)
-    if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
-        return True
-    if status == JobStatus.QUEUED:
-        # Still waiting in line? A worker killed right after taking it leaves it "queued" but gone
-        # from the queue (RQ parks it in an intermediate list): that job is lost.
-        return Queue(job.origin, connection=get_redis()).get_job_position(job.id) is not None
-    if status == JobStatus.STARTED:
-        started = job.started_at
-        if started is not None and started.tzinfo is None:
-            started = started.replace(tzinfo=UTC)
-        return started is not None and utcnow() - started < stall
-    return False
+
+def _lost_chunks(now: datetime, stall: timedelta) -> int:
+    """Open chunks of sending campaigns whose job is neither waiting nor running: count the loss
+    as a job failure (bounded retries) and enqueue a new run."""
+    rows = db.session.execute(
+        select(CampaignChunk.id, CampaignChunk.run, CampaignChunk.attempts)
+        .join(Campaign, Campaign.id == CampaignChunk.campaign_id)
+        .where(Campaign.status == CampaignStatus.SENDING, CampaignChunk.done.is_(False),
+               CampaignChunk.enqueued_at <= now - stall,
+               or_(CampaignChunk.leased_until.is_(None), CampaignChunk.leased_until < now))).all()
+    if not rows:
+        return 0
+    alive = _alive([job_id_for(r.id, r.run) for r in rows], stall)
+    lost = [r for r in rows if job_id_for(r.id, r.run) not in alive]
+    for r in lost:
+        # Lost (not raised): Redis forgot it or its worker died; run it again at once.
+        chunks.count_failure(r.id, "the delivery job was lost (worker stopped or killed)", run=r.run, delay=0)
+    return len(lost)
 
 
 def sweep() -> dict:
@@ -67,44 +96,29 @@ def sweep() -> dict:
                                                        Campaign.scheduled_at <= now - timedelta(seconds=5))).all()
     for campaign_id in due:
         report["fired"] += fire_scheduled(campaign_id, None)
-    sending = db.session.scalars(select(Campaign).where(Campaign.status == CampaignStatus.SENDING)).all()
-    for campaign in sending:
-        last = campaign.progress_at or campaign.started_at or campaign.updated_at
-        chunks = db.session.scalars(select(CampaignChunk).where(CampaignChunk.campaign_id == campaign.id,
-                                                                CampaignChunk.done.is_(False))).all()
-        total_chunks = db.session.scalar(select(func.count()).select_from(CampaignChunk)
-                                         .where(CampaignChunk.campaign_id == campaign.id))
-        if total_chunks == 0:
-            if last is None or now - last >= stall:
-                report["planned"] += bool(plan(campaign.id))
-            continue
-        lost = [c for c in chunks if now - c.enqueued_at >= stall
-                and not (c.leased_until and c.leased_until > now)  # an external chunk still being sent
-                and not _job_is_alive(c.job_id, stall)]
-        for chunk in lost:
-            chunk.attempts += 1
-            chunk.enqueued_at = now
-        if lost:
-            db.session.commit()
-            enqueue_chunks(lost, campaign)
-            report["requeued"] += len(lost)
-        if not chunks:
-            from dashboard.services.recipients import recount
-
-            recount(campaign)
-            db.session.commit()
-            finish_if_done(campaign.id)
-            report["finished"] += 1
+    unplanned = db.session.scalars(select(Campaign.id).where(
+        Campaign.status == CampaignStatus.SENDING, Campaign.planned_at.is_(None),
+        Campaign.started_at <= now - stall)).all()
+    for campaign_id in unplanned:
+        report["planned"] += bool(plan.plan(campaign_id))
+    report["requeued"] = _lost_chunks(now, stall)
+    idle = db.session.scalars(select(Campaign.id).where(  # all processed, but nobody finished it
+        Campaign.status == CampaignStatus.SENDING, Campaign.planned_at <= now - stall, Campaign.pending == 0)).all()
+    for campaign_id in idle:
+        lifecycle.finish_if_done(campaign_id)
+        report["finished"] += 1
     return report
 
 
 def sweep_with_lock() -> dict | None:
-    redis = get_redis()
-    if not redis.set("herald:sweep-lock", "1", nx=True, ex=20):
+    """One sweep at a time across workers; the lock is released only by the sweep that holds it."""
+    lock = get_redis().lock("herald:sweep-lock", timeout=60, blocking=False)
+    if not lock.acquire(blocking=False):
         return None
     try:
         return sweep()
     finally:
-        redis.delete("herald:sweep-lock")
-
-
+        try:
+            lock.release()
+        except LockError:
+            log.warning("the sweep outlived its lock")

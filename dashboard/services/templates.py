@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy import update as sql_update
 
 from dashboard import rendering
-from dashboard.access import Actor
 from dashboard.errors import LifecycleError, NotFound, ValidationError
 from dashboard.extensions import db
 from dashboard.models import Template, TemplateStatus, TemplateVersion, utcnow
 from dashboard.services import audit
+from dashboard.services.actor import Actor
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 CHANNEL_FIELDS = {

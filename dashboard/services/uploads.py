@@ -9,12 +9,12 @@ import json
 import secrets
 import zlib
 
-from dashboard.access import Actor
 from dashboard.errors import AppError, LifecycleError, NotFound, TooLarge, ValidationError
 from dashboard.extensions import get_redis
 from dashboard.recipients_csv import CsvError, read_csv, validate_rows
 from dashboard.recipients_csv.reader import read_limited
 from dashboard.services import campaigns, recipients
+from dashboard.services.actor import Actor
 
 STAGE_TTL = 3600
 MAX_ERRORS_IN_JSON = 1000

@@ -19,7 +19,7 @@ from dashboard.services import campaigns as service
 from dashboard.services import recipients, uploads
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm
 from dashboard.web.forms import ConfirmForm
-from dashboard.web.sending import TIMEZONES, status_context
+from dashboard.web.live import TIMEZONES, status_context
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 SPLIT_RE = re.compile(r"[\s,;]+")

@@ -60,7 +60,10 @@ def send_test(kind: str):
         content = ({"subject": "Herald test message", "text": "This is a test from Herald's channel settings."}
                    if kind == "email" else {"title": "Herald test", "body": "This is a test from Herald."})
         message = Message(recipient_id=0, campaign_id=0, user_id="herald-test", email=target, content=content)
-        result = channel.send_batch([message])[0]
+        try:
+            result = channel.send_batch([message])[0]
+        finally:
+            channel.close()
     except (ValidationError, ChannelUnavailable) as err:
         flash(f"Test not sent: {getattr(err, 'message', str(err))}", "error")
     else:

@@ -1,4 +1,5 @@
-"""Review & send, schedule, the lifecycle buttons and the live status partial."""
+"""The live campaign status partial and the lifecycle buttons: send or schedule, unschedule,
+cancel, duplicate, retry failed."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from dashboard.errors import AppError
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from dashboard.services import campaigns as campaign_service
-from dashboard.services import lifecycle, sending
+from dashboard.services import lifecycle
+from dashboard.services.delivery import progress
 from dashboard.web.forms import ConfirmForm
 
-bp = Blueprint("sending", __name__, url_prefix="/campaigns")
+bp = Blueprint("live", __name__, url_prefix="/campaigns")
 LIVE = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
 TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
 
 
 def status_context(campaign: Campaign) -> dict:
-    rate, eta = sending.rate_and_eta(campaign)
+    rate, eta = progress.rate_and_eta(campaign)
     failures = []
     if campaign.failed:
         failures = db.session.execute(

@@ -1,0 +1,56 @@
+"""Split a started campaign's pending recipients into chunks (id ranges stored in the
+database), exactly once: the run that wins a conditional claim on the campaign plans it."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import and_, func, insert, select, update
+
+from dashboard import jobs
+from dashboard.extensions import db
+from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, Recipient, RecipientStatus, utcnow
+from dashboard.services import lifecycle
+
+
+def _bounds(campaign_id: int, size: int) -> list[tuple[int, int]]:
+    pending = and_(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING)
+    count, low, top = db.session.execute(select(func.count(), func.min(Recipient.id), func.max(Recipient.id))
+                                         .where(pending)).one()
+    if not count:
+        return []
+    if size > 1 and top - low + 1 <= count * 1.25:
+        # Dense ids (bulk imports): plain id arithmetic, no per-row work.
+        return [(lo, min(lo + size - 1, top)) for lo in range(low, top + 1, size)]
+    numbered = select(Recipient.id, func.row_number().over(order_by=Recipient.id).label("n")).where(
+        pending).subquery()
+    starts = db.session.scalars(select(numbered.c.id).where((numbered.c.n - 1) % size == 0)
+                                .order_by(numbered.c.id)).all()
+    return [(lo, (starts[i + 1] - 1) if i + 1 < len(starts) else top) for i, lo in enumerate(starts)]
+
+
+def plan(campaign_id: int) -> int:
+    """Claim the campaign, store its chunks, commit, then enqueue them; 0 when another run won."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING,
+                               Campaign.planned_at.is_(None))
+        .values(planned_at=now).execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        return 0
+    campaign = db.session.get(Campaign, campaign_id)
+    realtime = campaign.delivery_mode == DeliveryMode.REALTIME
+    size = 1 if realtime else current_app.config["HERALD_BATCH_CHUNK"]
+    bounds = _bounds(campaign_id, size)
+    if not bounds:
+        db.session.commit()
+        lifecycle.finish_if_done(campaign_id)
+        return 0
+    db.session.execute(insert(CampaignChunk), [
+        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "done": False, "attempts": 0, "run": 1, "enqueued_at": now}
+        for lo, hi in bounds])
+    db.session.commit()
+    chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.run)
+                                .where(CampaignChunk.campaign_id == campaign_id).order_by(CampaignChunk.id)).all()
+    jobs.enqueue_chunks([(c.id, c.run) for c in chunks], urgent=jobs.is_urgent(campaign))
+    return len(chunks)

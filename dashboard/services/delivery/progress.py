@@ -1,0 +1,135 @@
+"""Counters as an invariant: every change to recipient rows moves the campaign's counters by
+the rows that statement actually changed, in the same transaction, so
+pending + sent + failed + skipped == total and none is negative at every moment."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
+
+from dashboard.extensions import db, get_redis
+from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+
+log = logging.getLogger(__name__)
+RATE_WINDOW = 10
+T = TypeVar("T")
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def retrying(work: Callable[[], T], attempts: int = 4) -> T:
+    """Run a transaction, again from the start if the database aborted it for a deadlock."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as err:
+            db.session.rollback()
+            code = getattr(err.orig, "sqlstate", None) or getattr(getattr(err.orig, "diag", None), "sqlstate", None)
+            locked = "database is locked" in str(err.orig)
+            if (code not in _RETRYABLE_SQLSTATES and not locked) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _ids_update(ids, *where, **values):
+    return (update(Recipient).where(Recipient.id.in_(ids), *where).values(**values)
+            .execution_options(synchronize_session=False))
+
+
+def mark_sent(ids: list[int], now: datetime) -> tuple[int, int]:
+    """pending -> sent; and skipped -> sent for messages a channel accepted after a cancel (the
+    truth wins). Returns (from pending, from skipped)."""
+    if not ids:
+        return 0, 0
+    values = dict(status=RecipientStatus.SENT, sent_at=now, updated_at=now, last_error=None,
+                  attempts=Recipient.attempts + 1)
+    from_pending = db.session.execute(_ids_update(ids, Recipient.status == RecipientStatus.PENDING,
+                                                  **values)).rowcount
+    from_skipped = 0
+    if from_pending < len(ids):
+        from_skipped = db.session.execute(_ids_update(ids, Recipient.status == RecipientStatus.SKIPPED,
+                                                      **values)).rowcount
+    return from_pending, from_skipped
+
+
+def mark_failed(failures: list[tuple[int, str]], now: datetime, *, from_status: str = RecipientStatus.PENDING,
+                count_attempt: bool = True) -> int:
+    """Rows in from_status -> failed with their reason; one statement per distinct reason."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for rid, reason in failures:
+        by_reason[(reason or "failed")[:1000]].append(rid)
+    changed = 0
+    for reason, ids in by_reason.items():
+        values = dict(status=RecipientStatus.FAILED, last_error=reason, updated_at=now)
+        if count_attempt:
+            values["attempts"] = Recipient.attempts + 1
+        if from_status == RecipientStatus.SENT:  # claimed in this transaction, then refused
+            values["sent_at"] = None
+        changed += db.session.execute(_ids_update(ids, Recipient.status == from_status, **values)).rowcount
+    return changed
+
+
+def note_retries(retries: list[tuple[int, str]], now: datetime) -> None:
+    """Transient failures: the row stays pending with its attempt and last error."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for rid, reason in retries:
+        by_reason[(reason or "transient failure")[:1000]].append(rid)
+    for reason, ids in by_reason.items():
+        db.session.execute(_ids_update(ids, Recipient.status == RecipientStatus.PENDING, last_error=reason,
+                                       attempts=Recipient.attempts + 1, updated_at=now))
+
+
+def move(campaign_id: int, now: datetime, *, pending: int = 0, sent: int = 0, failed: int = 0,
+         skipped: int = 0) -> tuple[str, int]:
+    """Apply counter deltas (from rowcounts) in the caller's transaction; returns (status, pending)."""
+    row = db.session.execute(
+        update(Campaign).where(Campaign.id == campaign_id)
+        .values(pending=Campaign.pending + pending, sent=Campaign.sent + sent, failed=Campaign.failed + failed,
+                skipped=Campaign.skipped + skipped, progress_at=now)
+        .returning(Campaign.status, Campaign.pending).execution_options(synchronize_session=False)).one()
+    return row.status, row.pending
+
+
+def record_rate(campaign_id: int, n: int) -> None:
+    """Per-second delivery buckets in Redis; progress display only, so a Redis blip is ignored."""
+    if n <= 0:
+        return
+    key = f"herald:rate:{campaign_id}"
+    try:
+        pipe = get_redis().pipeline()
+        pipe.hincrby(key, str(int(time.time())), n)
+        pipe.expire(key, 120)
+        pipe.execute()
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not record the send rate: %s", err)
+
+
+def rate_and_eta(campaign: Campaign) -> tuple[float, int | None]:
+    """Messages per second over the last ~10 s (from per-second buckets in Redis) and the ETA."""
+    if campaign.status != CampaignStatus.SENDING:
+        return 0.0, None
+    try:
+        buckets = get_redis().hgetall(f"herald:rate:{campaign.id}")
+    except Exception:  # progress display must not break when Redis blips
+        return 0.0, None
+    now = int(time.time())
+    recent = sum(int(v) for k, v in buckets.items() if now - RATE_WINDOW < int(k) <= now)
+    rate = recent / RATE_WINDOW
+    eta = int(campaign.pending / rate) if rate > 0 else None
+    return round(rate, 1), eta
+
+
+def fail_range(campaign_id: int, lo: int, hi: int, reason: str, now: datetime) -> int:
+    """Every still-pending recipient of a chunk -> failed (a job that kept failing)."""
+    return db.session.execute(
+        update(Recipient).where(Recipient.campaign_id == campaign_id, Recipient.id.between(lo, hi),
+                                Recipient.status == RecipientStatus.PENDING)
+        .values(status=RecipientStatus.FAILED, last_error=reason[:1000], updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount

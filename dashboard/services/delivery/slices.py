@@ -1,0 +1,77 @@
+"""The time box a chunk job works in, what it knows of its chunk, and how it ended."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from dashboard import shutdown
+from dashboard.ratelimit import TokenBucket
+
+
+@dataclass
+class Slice:
+    """The time box of one job: steps of one bucket grant each, until the deadline."""
+
+    deadline: float
+    bucket: TokenBucket | None
+
+    @property
+    def step(self) -> int:
+        return self.bucket.step if self.bucket is not None else 1_000_000
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def should_stop(self) -> bool:
+        return self.remaining() <= 0 or shutdown.requested()
+
+    def acquire(self, n: int) -> float:
+        """0.0 once n tokens are granted; else the seconds until they could be (past this slice)."""
+        if self.bucket is None or n <= 0:
+            return 0.0
+        while True:
+            wait = self.bucket.try_take(n)
+            if wait == 0:
+                return 0.0
+            if wait >= self.remaining() or shutdown.requested():
+                return max(wait, 0.05)
+            time.sleep(wait)
+
+
+@dataclass
+class Work:
+    """What a slice needs to know about its chunk and campaign (plain values: commits expire ORM objects)."""
+
+    chunk_id: int
+    lo: int
+    hi: int
+    campaign_id: int
+    urgent: bool
+    schema: list
+    defaults: dict
+    content: dict
+    rate: float
+
+
+@dataclass
+class Outcome:
+    """How a slice ended: done, more (hand the rest back after `delay`), stopped (status changed)."""
+
+    state: str
+    delay: float = 0.0
+    sent: int = 0
+    failed: int = 0
+    pending_left: int | None = None
+    notes: dict = field(default_factory=dict)
+
+
+def backoff(attempt: int, retry_after: float | None = None, jitter: bool = True) -> float:
+    base = current_app.config["HERALD_RETRY_BASE_SECONDS"]
+    delay = min(base * (2 ** max(attempt - 1, 0)), 300.0)
+    if jitter:
+        delay *= 1 + random.random() * 0.5
+    return max(delay, retry_after or 0.0)

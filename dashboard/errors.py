@@ -3,6 +3,7 @@ a page, an HTMX fragment or the JSON envelope of SPEC §8."""
 
 from __future__ import annotations
 
+import redis
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -71,11 +72,12 @@ _TITLES = {
     422: "Request conflicts with an earlier one",
     429: "Too many requests",
     500: "Something went wrong on our side",
+    503: "Temporarily unavailable",
 }
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "too_large",
-          429: "rate_limited", 500: "internal_error"}
+          429: "rate_limited", 500: "internal_error", 503: "unavailable"}
 
 
 def wants_json() -> bool:
@@ -115,6 +117,13 @@ def register_error_handlers(app: Flask) -> None:
             413: "The upload is larger than the allowed maximum (25 MB).",
         }
         return error_response(status, messages.get(status, err.description or ""))
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def _redis_down(err: redis.exceptions.RedisError):
+        """Raised before anything changed (a change that committed answers for itself)."""
+        app.logger.warning("Redis unavailable: %s", err)
+        return error_response(503, "The job queue (Redis) is not answering; nothing was changed. Try again shortly.")
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

@@ -20,6 +20,7 @@ class HttpSink:
         self.requests: list[dict] = []
         self.plan: dict[str, list] = collections.defaultdict(list)
         self.default = 200
+        self.hang_seconds = 3.0  # how long a "hang" answer stalls before its 200
         self.lock = threading.Lock()
         sink = self
 
@@ -38,7 +39,7 @@ class HttpSink:
                     queue = sink.plan.get(data.get("userId"), [])
                     answer = queue.pop(0) if queue else sink.default
                 if answer == "hang":
-                    time.sleep(3)
+                    time.sleep(sink.hang_seconds)
                     answer = 200
                 status, extra = (answer if isinstance(answer, tuple) else (answer, {}))
                 payload = b"ok" if status < 300 else b"nope"
@@ -80,7 +81,7 @@ class _SmtpHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.box.messages.append({"to": list(envelope.rcpt_tos), "from": envelope.mail_from,
+        self.box.messages.append({"at": time.monotonic(), "to": list(envelope.rcpt_tos), "from": envelope.mail_from,
                                   "data": envelope.content.decode("utf-8", "replace")})
         return "250 Message accepted"
 

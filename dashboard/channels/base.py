@@ -3,10 +3,12 @@ and gets one result per message; it knows nothing channel-specific."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-Outcome = Literal["sent", "transient", "permanent"]
+# "unsent": not attempted because the slice ended first (stays pending, no attempt counted)
+Outcome = Literal["sent", "transient", "permanent", "unsent"]
 
 
 @dataclass
@@ -34,9 +36,10 @@ class Channel(Protocol):
     transactional: bool
     content_key: str                 # which template content it renders: "in_app" or "email"
 
-    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+    def send_batch(self, messages: list[Message], deadline: float | None = None) -> list[Result]:
         """One result per message; a message that cannot be built or sent fails alone (never raises
-        for one message). `timeout` caps each network call (the engine's slice)."""
+        for one message). With a deadline (time.monotonic()), nothing starts after it ("unsent")
+        and no call runs more than a second past it."""
 
     def close(self) -> None:
         """Release connections kept between batches of one slice."""
@@ -52,3 +55,13 @@ def reason(prefix: str, err: BaseException) -> str:
         return f"{prefix}: a value is not valid Unicode text (it contains an unpaired surrogate)"
     text = " ".join(str(err).split())
     return f"{prefix}: {text or type(err).__name__}"[:300]
+
+
+def call_timeout(configured: float, deadline: float | None) -> float | None:
+    """The timeout for a network call starting now; None when the deadline has passed."""
+    if deadline is None:
+        return configured
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    return max(0.5, min(configured, left + 1.0))

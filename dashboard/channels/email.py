@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
-from dashboard.channels.base import ChannelUnavailable, Message, Result, reason
+from dashboard.channels.base import ChannelUnavailable, Message, Result, call_timeout, reason
 
 
 def parse_smtp_url(url: str) -> dict:
@@ -65,11 +65,14 @@ class EmailChannel:
             mail.add_alternative(m.content["html"], subtype="html")
         return mail
 
-    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+    def send_batch(self, messages: list[Message], deadline: float | None = None) -> list[Result]:
         """One SMTP connection kept across the batches of a slice (closed by close())."""
-        timeout = min(timeout or self.timeout, self.timeout)
         results: list[Result] = []
         for m in messages:
+            timeout = call_timeout(self.timeout, deadline)
+            if timeout is None:
+                results.append(Result(m.recipient_id, "unsent"))
+                continue
             if not m.email:
                 results.append(Result(m.recipient_id, "permanent", "no email address"))
                 continue

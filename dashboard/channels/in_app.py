@@ -19,7 +19,7 @@ class InAppChannel:
     def close(self) -> None:
         pass
 
-    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+    def send_batch(self, messages: list[Message], deadline: float | None = None) -> list[Result]:
         """Raises when the database refuses a row: the engine then isolates the bad one."""
         if messages:
             now = utcnow()

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from dashboard.channels.base import ChannelUnavailable, Message, Result, reason
+from dashboard.channels.base import ChannelUnavailable, Message, Result, call_timeout, reason
 from dashboard.models import utcnow
 
 CONCURRENCY = 16
@@ -53,7 +53,10 @@ class WebhookChannel:
                 "variables": m.variables}
         return json.dumps(body, separators=(",", ":"), default=str).encode()
 
-    def _post(self, client: httpx.Client, m: Message, timeout: float) -> Result:
+    def _post(self, client: httpx.Client, m: Message, deadline: float | None) -> Result:
+        timeout = call_timeout(self.timeout, deadline)
+        if timeout is None:
+            return Result(m.recipient_id, "unsent")
         try:
             body = self.payload(m)
             headers = {"Content-Type": "application/json", "Idempotency-Key": f"{m.campaign_id}:{m.user_id}",
@@ -79,17 +82,16 @@ class WebhookChannel:
             return Result(m.recipient_id, "transient", text, retry_after_seconds(response.headers.get("Retry-After")))
         return Result(m.recipient_id, "permanent", text)
 
-    def send_batch(self, messages: list[Message], timeout: float | None = None) -> list[Result]:
+    def send_batch(self, messages: list[Message], deadline: float | None = None) -> list[Result]:
         """Concurrent POSTs over a pooled client kept across the batches of a slice."""
         if not messages:
             return []
-        timeout = min(timeout or self.timeout, self.timeout)
         if self._client is None:
             limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
             self._client = httpx.Client(timeout=self.timeout, limits=limits)
             self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
         client = self._client
-        return list(self._pool.map(lambda m: self._post(client, m, timeout), messages))
+        return list(self._pool.map(lambda m: self._post(client, m, deadline), messages))
 
     def close(self) -> None:
         client, pool = self._client, self._pool

@@ -153,6 +153,8 @@ def show(campaign_id: int):
     context.update(status_context(campaign))
     if campaign.total:
         context.update(_preview_context(campaign))
+    if campaign.is_draft:
+        context["estimate"] = queries.send_estimate(campaign)
     if not campaign.is_draft:
         context["engagement"] = queries.engagement(campaign)
         context["timeline"] = _timeline(campaign)

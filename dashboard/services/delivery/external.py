@@ -60,13 +60,16 @@ class Recorder:
         self.retry_after = 0.0
         self.retried = 0
         self.max_tries = 0
+        self.unsent = 0
 
     def record(self, results: list[Result], failures: list[tuple[int, str]]) -> tuple[str, int, int, int, bool]:
         sent_ids, retries = [], []
         failures = list(failures)
         for r in results:
             tries = self.attempts.get(r.recipient_id, 0) + 1
-            if r.outcome == "sent":
+            if r.outcome == "unsent":
+                self.unsent += 1
+            elif r.outcome == "sent":
                 sent_ids.append(r.recipient_id)
             elif r.outcome == "permanent":
                 failures.append((r.recipient_id, r.error or "failed"))
@@ -106,7 +109,9 @@ def _finish(work: Work, token: str) -> None:
 
 def run(work: Work, channel: Channel, box: Slice) -> Outcome:
     timeout = float(getattr(channel, "timeout", 10.0))
-    lease_seconds = current_app.config["HERALD_SLICE_SECONDS"] + timeout + 15
+    # Renewed at every step, and a step ends at most ~1 s past the slice: this never lapses
+    # while its holder is alive.
+    lease_seconds = current_app.config["HERALD_SLICE_SECONDS"] + timeout + 10
     token = _lease(work, lease_seconds)
     if token is None:
         return Outcome("leased")  # another run holds this chunk and will hand it back itself
@@ -131,7 +136,7 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
                     if failures:
                         recorder.record([], failures)
                     return Outcome("more", wait, sent, failed)
-                results = channel.send_batch(part, timeout=max(1.0, min(timeout, box.remaining() + 1)))
+                results = channel.send_batch(part, deadline=box.deadline)
             status, pending, n_sent, n_failed, held = recorder.record(results, failures)
             failures = []
             index += len(part)
@@ -141,7 +146,7 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
                 return Outcome("stopped", 0, sent, failed, pending)
             if not held:
                 return Outcome("leased", 0, sent, failed, pending, {"lease": "lost"})
-            if index < len(messages) and box.should_stop():
+            if recorder.unsent or (index < len(messages) and box.should_stop()):
                 return Outcome("more", 0, sent, failed, pending)
     finally:  # an exception propagates: what was recorded stays, the job is retried (bounded)
         channel.close()

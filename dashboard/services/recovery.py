@@ -6,6 +6,7 @@ Redis round trip), whatever the number of chunks."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -39,14 +40,21 @@ def fire_scheduled(campaign_id: int, scheduled_for: str | None) -> bool:
     return True
 
 
+def _waiting(job_ids: list[str]) -> set[str]:
+    waiting = set()
+    for name in QUEUE_NAMES:
+        waiting.update(get_queue(name).get_job_ids())
+    return waiting.intersection(job_ids)
+
+
 def _alive(job_ids: list[str], stall: timedelta) -> set[str]:
     """Which of these jobs are still waiting or running, in one pipelined read (plus one LRANGE
     per queue when some are 'queued': a worker killed right after taking a job leaves it queued
-    but gone from the queue)."""
+    but gone from the queue; a live worker leaves that state within milliseconds, so such a job
+    is looked at twice before it is called lost)."""
     redis = get_redis()
-    found = Job.fetch_many(job_ids, connection=redis)
     alive, queued = set(), []
-    for job in found:
+    for job in Job.fetch_many(job_ids, connection=redis):
         if job is None:
             continue
         status = job.get_status(refresh=False)
@@ -61,10 +69,14 @@ def _alive(job_ids: list[str], stall: timedelta) -> set[str]:
             if started is not None and utcnow() - started < stall:
                 alive.add(job.id)
     if queued:
-        waiting = set()
-        for name in QUEUE_NAMES:
-            waiting.update(get_queue(name).get_job_ids())
-        alive.update(j for j in queued if j in waiting)
+        waiting = _waiting(queued)
+        alive.update(waiting)
+        suspects = [j for j in queued if j not in waiting]
+        if suspects:
+            time.sleep(0.2)
+            again = Job.fetch_many(suspects, connection=redis)
+            moved = {job.id for job in again if job is not None and job.get_status(refresh=False) != JobStatus.QUEUED}
+            alive.update(moved | _waiting(suspects))
     return alive
 
 

@@ -186,3 +186,11 @@ def send_estimate(campaign: Campaign) -> Estimate:
     else:
         rate, why = channel_config(campaign.channel).rate_limit, "the channel's rate limit"
     return Estimate(int(-(-campaign.total // max(rate, 0.001))), rate, why)
+
+
+def recent_failures(campaign: Campaign, limit: int = 5) -> list:
+    """The latest failed recipients with their reasons, for the live status."""
+    return db.session.execute(
+        select(Recipient.user_id, Recipient.last_error, Recipient.updated_at)
+        .where(Recipient.campaign_id == campaign.id, Recipient.status == "failed")
+        .order_by(Recipient.id.desc()).limit(limit)).all()

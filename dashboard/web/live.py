@@ -7,12 +7,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
+from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.errors import AppError
-from dashboard.extensions import db
-from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from dashboard.models import Campaign, CampaignStatus
 from dashboard.services import campaigns as campaign_service
 from dashboard.services import lifecycle
 from dashboard.services.delivery import progress
@@ -25,12 +24,7 @@ TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.starts
 
 def status_context(campaign: Campaign) -> dict:
     rate, eta = progress.rate_and_eta(campaign)
-    failures = []
-    if campaign.failed:
-        failures = db.session.execute(
-            select(Recipient.user_id, Recipient.last_error, Recipient.updated_at)
-            .where(Recipient.campaign_id == campaign.id, Recipient.status == RecipientStatus.FAILED)
-            .order_by(Recipient.id.desc()).limit(5)).all()
+    failures = queries.recent_failures(campaign) if campaign.failed else []
     done = campaign.sent + campaign.failed + campaign.skipped
     return {"campaign": campaign, "rate": rate, "eta": eta, "failures": failures, "done": done,
             "live": campaign.status in LIVE, "confirm": ConfirmForm()}

@@ -55,7 +55,7 @@ def deliver(chunk_id: int) -> dict:
     outcome = (in_app if channel.transactional else external).run(work, channel, box)
     if outcome.state == "more":
         requeue(chunk_id, urgent, outcome.delay)
-    if outcome.failed or outcome.pending_left == 0 or outcome.state == "stopped":
+    if outcome.failed or outcome.pending_left == 0 or outcome.state in ("done", "stopped"):
         lifecycle.finish_if_done(work.campaign_id)
     return {"state": outcome.state, "delivered": outcome.sent, "failed": outcome.failed, **outcome.notes}
 

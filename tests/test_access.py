@@ -69,7 +69,7 @@ def test_404_page_matches_the_layout(client, logged_in):
     assert "Page not found" in html and 'class="topbar"' in html
 
 
-def test_500_page_is_friendly(app, client, logged_in):
+def test_redis_outage_page_is_friendly(app, client, logged_in):
     logged_in("marketer")
     app.config["PROPAGATE_EXCEPTIONS"] = False
     try:
@@ -78,16 +78,16 @@ def test_500_page_is_friendly(app, client, logged_in):
         get_redis().connection_pool.disconnect()
         broken = app.extensions["herald_redis"]
         app.extensions["herald_redis"] = type(broken).from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-        # The login throttle needs Redis: an outage surfaces as a friendly 500, not a traceback.
+        # The login throttle needs Redis: an outage surfaces as a friendly 503, not a traceback.
         client.post("/logout", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})
         token = csrf_from(client.get("/login").get_data(as_text=True))
         response = client.post("/login", data={"email": "a@b.co", "password": "x" * 9, "csrf_token": token})
     finally:
         app.extensions["herald_redis"] = broken
         app.config["PROPAGATE_EXCEPTIONS"] = None
-    assert response.status_code == 500
+    assert response.status_code == 503
     html = response.get_data(as_text=True)
-    assert "Something went wrong on our side" in html
+    assert "Temporarily unavailable" in html and "nothing was changed" in html
     assert "Traceback" not in html
 
 

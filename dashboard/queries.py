@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
 from dashboard.models import AuditEvent, Campaign, Recipient, Template, User
+from dashboard.services import channel_settings
 
 MAX_LIMIT = 100
 
@@ -179,12 +180,10 @@ class Estimate:
 
 def send_estimate(campaign: Campaign) -> Estimate:
     """How long a send will take: batch sends run at the channel's rate limit (the shared bucket)."""
-    from dashboard.services.channel_settings import get as channel_config
-
     if campaign.delivery_mode == "realtime":
         rate, why = float(REALTIME_JOBS_PER_SECOND), "one job per recipient"
     else:
-        rate, why = channel_config(campaign.channel).rate_limit, "the channel's rate limit"
+        rate, why = channel_settings.get(campaign.channel).rate_limit, "the channel's rate limit"
     return Estimate(int(-(-campaign.total // max(rate, 0.001))), rate, why)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from flask import current_app
 
 from dashboard.channels.base import ChannelUnavailable
+from dashboard.channels.email import EmailChannel, parse_smtp_url
+from dashboard.channels.in_app import InAppChannel
+from dashboard.channels.webhook import WebhookChannel
 from dashboard.errors import NotFound, ValidationError
 from dashboard.extensions import db
 from dashboard.models import ChannelConfig, utcnow
@@ -56,8 +59,6 @@ def update(kind: str, data: dict, actor: Actor) -> ChannelConfig:
         errors.append({"field": "settings.url", "message": "must be an http(s) URL"})
     smtp = settings.get("smtpUrl")
     if smtp:
-        from dashboard.channels.email import parse_smtp_url
-
         try:
             parse_smtp_url(smtp)
         except ChannelUnavailable as err:
@@ -89,10 +90,6 @@ def update(kind: str, data: dict, actor: Actor) -> ChannelConfig:
 
 def build(kind: str, override_target: str | None = None):
     """The channel object for sending, or ChannelUnavailable saying what is missing."""
-    from dashboard.channels.email import EmailChannel
-    from dashboard.channels.in_app import InAppChannel
-    from dashboard.channels.webhook import WebhookChannel
-
     config = get(kind)
     if not config.enabled:
         raise ChannelUnavailable(f"The {kind} channel is disabled by an admin.")

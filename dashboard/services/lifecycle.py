@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, literal, or_, select, update
 
-from dashboard import channels, jobs
+from dashboard import jobs
+from dashboard.channels import ChannelUnavailable
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db
 from dashboard.models import (
@@ -20,7 +21,7 @@ from dashboard.models import (
     TemplateStatus,
     utcnow,
 )
-from dashboard.services import audit, recipients
+from dashboard.services import audit, channel_settings, recipients
 from dashboard.services import campaigns as campaign_service
 from dashboard.services.actor import Actor
 from dashboard.services.delivery import progress
@@ -98,8 +99,8 @@ def check_ready(campaign: Campaign) -> None:
     if template.status != TemplateStatus.APPROVED:
         raise ValidationError(f"The template “{template.name}” is {template.status}; approve it before sending.")
     try:
-        channels.check_available(campaign.channel)
-    except channels.ChannelUnavailable as err:
+        channel_settings.build(campaign.channel)
+    except ChannelUnavailable as err:
         raise ValidationError(str(err)) from None
     schema = template.current.variable_schema
     unresolved = [v["key"] for v in schema if v.get("required")

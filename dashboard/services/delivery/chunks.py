@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from dashboard import jobs
-from dashboard.channels import ChannelUnavailable, get_channel
+from dashboard.channels import ChannelUnavailable
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, TemplateVersion, utcnow
 from dashboard.ratelimit import TokenBucket
@@ -42,7 +42,7 @@ def deliver(chunk_id: int) -> dict:
     version = db.session.scalar(select(TemplateVersion).where(
         TemplateVersion.template_pk == campaign.template_pk, TemplateVersion.version == campaign.template_version))
     try:
-        channel = get_channel(campaign.channel)
+        channel = channel_settings.build(campaign.channel)
     except ChannelUnavailable as err:
         lifecycle.fail(campaign.id, str(err))
         return {"skipped": "channel unavailable"}

@@ -65,3 +65,16 @@ def drain_until_idle(timeout: float = 30.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("jobs still pending after the timeout")
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll until predicate() is truthy (and return it), or fail naming what never happened."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

@@ -17,7 +17,7 @@ from dashboard.extensions import db
 from dashboard.models import Campaign, Notification, Recipient
 from dashboard.services import campaigns, channel_settings, lifecycle, recipients
 from dashboard.services.actor import Actor
-from tests.engine import start_worker
+from tests.engine import start_worker, wait_for
 from tests.sinks import HttpSink, SmtpBox
 from tests.test_api_campaigns import make_template
 
@@ -39,16 +39,6 @@ def assert_counters_match_rows(campaign_id: int) -> Campaign:
     assert counters == {k: rows.get(k, 0) for k in counters}, f"counters {counters} != rows {rows}"
     assert min(counters.values()) >= 0 and sum(counters.values()) == c.total
     return c
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def status_of(campaign_id: int) -> str:

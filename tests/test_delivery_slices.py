@@ -19,10 +19,10 @@ from dashboard.models import Campaign, CampaignChunk, Notification
 from dashboard.services import campaigns, channel_settings, lifecycle, notifications, recipients, recovery
 from dashboard.services.actor import Actor
 from scripts import redis_server
-from tests.engine import drain, start_worker
+from tests.engine import drain, start_worker, wait_for
 from tests.sinks import HttpSink
 from tests.test_api_campaigns import make_template
-from tests.test_delivery_faults import assert_counters_match_rows, status_of, wait_for
+from tests.test_delivery_faults import assert_counters_match_rows, status_of
 
 ACTOR = Actor.system("test")
 SLICE = 2.0

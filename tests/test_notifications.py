@@ -175,3 +175,22 @@ def test_users_csv_import_reuses_the_recipient_reader(client, logged_in):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "2 new, 0 updated" in page and "row 3" in page
     assert db.session.get(User, "u1").email == "ann@example.com"
+
+
+def test_a_one_call_send_with_a_value_no_message_can_carry_still_finishes(app):
+    """Written straight into the database (the API may refuse it): nothing hangs, every target
+    fails with the reason, and the one-call reaches a final status."""
+    from dashboard.services import notifications
+    from dashboard.services.actor import Actor
+
+    make_template()
+    call = notifications.send({"templateId": "promo", "targets": ["a", "b", "c"], "variables": {"offer": "ok"}},
+                              Actor.system("test"))
+    db.session.execute(Campaign.__table__.update().where(Campaign.id == call.id)
+                       .values(variables={"offer": "bad \x00 value"}))
+    db.session.commit()
+    drain()
+    db.session.expire_all()
+    c = db.session.get(Campaign, call.id)
+    assert (c.status, c.failed, c.sent, c.pending) == ("sent", 3, 0, 0)
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0

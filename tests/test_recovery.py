@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, Notification, Recipient
 from dashboard.services import lifecycle
-from tests.engine import start_worker
+from tests.engine import start_worker, wait_for
 from tests.test_sending import ACTOR, make_campaign
 
 N = 20_000
@@ -19,16 +19,6 @@ def _progress(campaign_id: int) -> tuple[str, int]:
     db.session.expire_all()
     c = db.session.get(Campaign, campaign_id)
     return c.status, c.sent
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _kill(proc) -> None:
@@ -46,19 +36,19 @@ def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app, tmp_pa
     try:
         app.config["HERALD_BATCH_CHUNK"] = 100
         lifecycle.send(campaign.id, None, ACTOR)
-        _wait(lambda: _progress(campaign.id)[1] >= 0.3 * N, 120, "30% sent")
+        wait_for(lambda: _progress(campaign.id)[1] >= 0.3 * N, 120, "30% sent")
         _kill(worker)
         status, sent = _progress(campaign.id)
         assert status == "sending" and sent < N, "the send finished before the kill; nothing was tested"
 
         worker = start_worker(app, **env)
-        _wait(lambda: _progress(campaign.id)[1] >= 0.7 * N, 120, "70% sent")
+        wait_for(lambda: _progress(campaign.id)[1] >= 0.7 * N, 120, "70% sent")
         _kill(worker)
         assert _progress(campaign.id)[0] == "sending"
 
         worker = start_worker(app, **env)
         try:
-            _wait(lambda: _progress(campaign.id)[0] == "sent", 180, "campaign sent after restarts")
+            wait_for(lambda: _progress(campaign.id)[0] == "sent", 180, "campaign sent after restarts")
         except AssertionError:
             chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.done, CampaignChunk.attempts)
                                         .where(CampaignChunk.done.is_(False))).all()
@@ -104,13 +94,13 @@ def test_redis_restarted_mid_send_completes_without_duplicates(app, tmp_path, mo
             campaign = make_campaign(n)
             worker = start_worker(private, HERALD_BATCH_CHUNK="100", HERALD_SWEEP_SECONDS="1", HERALD_WORKER_TTL="20")
             lifecycle.send(campaign.id, None, ACTOR)
-            _wait(lambda: _progress(campaign.id)[1] >= 0.3 * n, 120, "30% sent")
+            wait_for(lambda: _progress(campaign.id)[1] >= 0.3 * n, 120, "30% sent")
             redis_proc.kill()
             redis_proc.wait(timeout=10)
             assert _progress(campaign.id)[0] == "sending"
             time.sleep(1.0)
             redis_proc, _ = redis_server.start(tmp_path / "redis", port)  # back, and empty
-            _wait(lambda: _progress(campaign.id)[0] == "sent", 180, "sent after Redis came back")
+            wait_for(lambda: _progress(campaign.id)[0] == "sent", 180, "sent after Redis came back")
             _exactly_once(campaign.id, n)
     finally:
         if worker is not None and worker.poll() is None:
@@ -133,7 +123,7 @@ def test_database_connections_dropped_mid_chunk_are_retried(app, monkeypatch, tm
     try:
         app.config["HERALD_BATCH_CHUNK"] = 100
         lifecycle.send(campaign.id, None, ACTOR)
-        _wait(lambda: _progress(campaign.id)[1] >= 0.3 * n, 120, "30% sent")
+        wait_for(lambda: _progress(campaign.id)[1] >= 0.3 * n, 120, "30% sent")
         killed = 0
         for _ in range(5):  # cut every other connection to this database, a few times
             killed += db.session.execute(text(
@@ -142,7 +132,7 @@ def test_database_connections_dropped_mid_chunk_are_retried(app, monkeypatch, tm
             db.session.commit()
             time.sleep(0.2)
         assert killed >= 1
-        _wait(lambda: _progress(campaign.id)[0] == "sent", 180, "sent after connections were dropped")
+        wait_for(lambda: _progress(campaign.id)[0] == "sent", 180, "sent after connections were dropped")
     finally:
         if worker.poll() is None:
             _kill(worker)
@@ -168,7 +158,7 @@ def test_scheduled_campaign_fires_once_after_worker_and_scheduler_restart(app, m
         assert _progress(campaign.id)[0] == "scheduled"  # nobody was there to fire it
         worker = start_worker(app, HERALD_SWEEP_SECONDS="1")
         second = start_worker(app, HERALD_SWEEP_SECONDS="1")  # two schedulers/sweeps racing to fire it
-        _wait(lambda: _progress(campaign.id)[0] == "sent", 60, "the missed schedule to fire")
+        wait_for(lambda: _progress(campaign.id)[0] == "sent", 60, "the missed schedule to fire")
         _kill(second)
     finally:
         if worker.poll() is None:

@@ -107,21 +107,21 @@ class EmailChannel:
             self._drop()
             return Result(m.recipient_id, "permanent", reason("could not send the email", err))
 
-    def _drop(self) -> None:
+    def _drop(self, polite: bool = False) -> None:
+        """Forget the connection: QUIT when it is healthy (polite), else just close the socket."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
+        if conn is None:
+            return
+        try:
+            if polite:
+                conn.quit()
+            else:
                 conn.close()
-            except (smtplib.SMTPException, OSError):
-                pass
+        except (smtplib.SMTPException, OSError):
+            conn.close()
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
-                conn.close()
+        self._drop(polite=True)
 
     @staticmethod
     def _result(m: Message, code: int, reason) -> Result:

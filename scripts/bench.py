@@ -1,30 +1,85 @@
 """`make bench`: the performance figures of QUALITY.md, each printed beside its bar and its
-ratio to a floor measured in the same run. Needs the local PostgreSQL and a Redis."""
+ratio to a floor measured in the same run. Needs the local PostgreSQL and a Redis.
+
+Each part runs in its own process and session, with a timeout; a part that fails or times out
+is reported with its output and the bench goes on (exit status 1 at the end). Whatever
+happens, including Ctrl-C, every process a part started is stopped and reaped, and the bench's
+database and private Redis are removed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts import bench_procs  # noqa: E402
 from tests import services  # noqa: E402
 
 RUNS = int(os.environ.get("HERALD_BENCH_RUNS", "3"))
+PART_TIMEOUT = float(os.environ.get("HERALD_BENCH_PART_TIMEOUT", "600"))
+STOP_GRACE = 45.0  # a part asked to stop stops its workers and sinks (30 s each at most), then exits
+CHANNEL_PARTS = {"webhook", "email", "throttle", "limit-webhook", "limit-email", "kill-webhook", "kill-email"}
+ROWS = 100_000
+failures: list[str] = []
 
 
-def run_part(part: str, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-m", "scripts.bench_parts", part], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=1800)
-    if out.returncode != 0:
-        sys.stderr.write(out.stdout + out.stderr)
-        raise SystemExit(f"benchmark part {part} failed")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+@contextlib.contextmanager
+def signals_ignored():
+    """Cleanup runs to the end even if Ctrl-C (or SIGTERM) comes again."""
+    previous = [signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        yield
+    finally:
+        for sig, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            signal.signal(sig, handler)
+
+
+def run_part(part: str, env: dict) -> dict | None:
+    """The part's JSON result, or None (reported, counted as a failure) if it failed or timed out."""
+    module = "scripts.bench_channels" if part in CHANNEL_PARTS else "scripts.bench_parts"
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", module, part], cwd=ROOT, env=env, stdout=out, stderr=err,
+                                start_new_session=True)
+        try:
+            finished = bench_procs.exited(proc, PART_TIMEOUT)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: stopping part {part} and everything it started", file=sys.stderr)
+            raise
+        finally:
+            with signals_ignored():
+                bench_procs.end_session(proc, STOP_GRACE)
+        out.seek(0)
+        err.seek(0)
+        return _result(part, finished, proc.returncode, out.read(), err.read())
+
+
+def _result(part: str, finished: bool, code: int, out: str, err: str) -> dict | None:
+    lines = out.strip().splitlines()
+    if finished and code == 0 and lines:
+        with contextlib.suppress(ValueError):
+            return json.loads(lines[-1])
+    why = f"timed out after {PART_TIMEOUT:g} s" if not finished else f"exit status {code}"
+    failures.append(part)
+    sys.stderr.write(f"\n--- part {part} failed ({why}); its output:\n{out}{err}--- end of {part}\n")
+    return None
+
+
+def measure(part: str, env: dict, runs: int = RUNS) -> list[dict]:
+    """The results of the runs that succeeded."""
+    return [r for r in (run_part(part, env) for _ in range(runs)) if r is not None]
+
+
+def median(results: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in results)
 
 
 def line(label: str, value: float, unit: str, bar: float, floor: float | None, lower_is_better: bool = True) -> str:
@@ -34,76 +89,150 @@ def line(label: str, value: float, unit: str, bar: float, floor: float | None, l
     return f"  {label:<46} {value:8.3f}{unit:<3} bar {sign} {bar:g}{unit:<3} {'PASS' if ok else 'FAIL':<5} {ratio}"
 
 
+def section_csv(env: dict) -> float | None:
+    print("\nCSV recipients (100,000 rows, 4 variables)")
+    runs = measure("csv", env)
+    if not runs:
+        return None
+    copy_floor = median(runs, "floor_copy_s")
+    print(f"  file size {runs[0]['size_mb']:.2f} MB")
+    print(line("validate (dry run), server time", median(runs, "validate_s"), " s", 2.0, median(runs, "floor_parse_s")))
+    print(line("web process peak RSS during validate", median(runs, "rss_mb"), " MB", 300, None))
+    print(line("confirm/import into PostgreSQL", median(runs, "import_s"), " s", 3.0, copy_floor))
+    print("  floors: stdlib csv parse of the same bytes; raw COPY of the same 100,000 rows")
+    return copy_floor
+
+
+def section_send(env: dict, copy_floor: float | None) -> None:
+    print("\nSend 100,000 recipients, in_app, batch (second release: time-boxed slices, per-step progress)")
+    one, two = measure("send1", env), measure("send2", env)
+    if one:
+        t1 = median(one, "send_s")
+        print(line("send -> sent, 1 worker", t1, " s", 10.0, copy_floor))
+        print(line("deliveries per second, 1 worker", ROWS / t1, "/s", ROWS / 10.0, None, lower_is_better=False))
+        print(line("worker RSS (parent + work horse), peak", max(r["worker_rss_mb"] for r in one), " MB", 250, None))
+    if one and two:
+        t2 = median(two, "send_s")
+        print(line("send -> sent, 2 workers", t2, " s", t1 / 1.6, None))
+        print(line("speed-up with 2 workers", t1 / t2, " x", 1.6, None, lower_is_better=False))
+    if copy_floor:
+        print("  floor: raw COPY of 100,000 rows (the least a send must write)")
+
+
+def section_throughput(env: dict) -> None:
+    print("\nExternal channels, 10,000 recipients, batch, 1 worker, local sinks (rate limit raised to 100,000/s)")
+    for kind, bar in (("webhook", 1000), ("email", 500)):
+        runs = measure(kind, env)
+        if runs:
+            print(line(f"{kind} deliveries per second", median(runs, "per_s"), "/s", bar, None, lower_is_better=False))
+    throttle = run_part("throttle", env)
+    if throttle:
+        print(line("throttle 200/s, 2 workers: busiest 1 s window", throttle["busiest_1s"], "", 220, None))
+        print(f"  (2,000 webhooks took {throttle['elapsed_s']:.1f} s; 200/s allows no less than ~10 s)")
+
+
+def section_limits(env: dict) -> None:
+    print("\nAt the shipped default rate limits (nothing set), 1 worker, local sinks; sustained = the sink's "
+          "first to last delivery")
+    for kind in ("email", "webhook"):
+        runs = measure(f"limit-{kind}", env)
+        if not runs:
+            continue
+        rate, per_s = runs[0]["rate"], median(runs, "per_s")
+        print(line(f"{kind} sustained deliveries/s (limit {rate:g}/s)", per_s, "/s", 0.95 * rate, None,
+                   lower_is_better=False))
+        print(line(f"{kind} sustained, % of the limit", median(runs, "pct"), " %", 95, None, lower_is_better=False))
+        print(f"    {runs[0]['count']:,} deliveries over {median(runs, 'span_s'):.1f} s at the sink "
+              f"({median(runs, 'elapsed_s'):.1f} s send -> sent); duplicates {max(r['duplicates'] for r in runs)}")
+
+
+def section_kills(env: dict) -> None:
+    print("\nkill -9 of the worker (its process group and its work horse's) at ~30% and ~70% of a send of 2,000, "
+          "default limits, 1 worker (restarted each time)")
+    for kind in ("email", "webhook"):
+        r = run_part(f"kill-{kind}", env)
+        if r is None:
+            continue
+        print(line(f"{kind} duplicates per kill (one bucket step = {r['step']})", r["duplicates"] / r["kills"], "",
+                   r["step"], None))
+        print(f"    {r['duplicates']} duplicate deliveries over {r['kills']} kills; {r['missing']} recipients never "
+              f"delivered; {r['status']} after {r['elapsed_s']:.1f} s")
+        added = r["pending"] + r["sent"] + r["failed"] + r["skipped"]
+        print(f"    counters: pending {r['pending']} + sent {r['sent']} + failed {r['failed']} + skipped "
+              f"{r['skipped']} = {added}; total {r['total']}, recipient rows {r['rows']}   "
+              f"{'PASS' if r['counters_ok'] else 'FAIL'}")
+        if not r["counters_ok"]:
+            failures.append(f"kill-{kind}: counters")
+
+
+def section_load(env: dict) -> None:
+    print("\nDashboard under load (gunicorn, 2 processes x 8 threads) while 100,000 in-app recipients send")
+    loads = measure("load", env)
+    if loads:
+        print(line("status partial p95, 20 concurrent pollers", median(loads, "status_p95_ms"), " ms", 50, None))
+        print(line("campaign page p95 (100k recipients, first page)", median(loads, "page_p95_ms"), " ms", 150, None))
+        print(f"  ({int(loads[0]['status_requests']):,} status requests during a {loads[0]['send_s']:.1f} s send)")
+
+
+def section_onecall(env: dict) -> None:
+    print("\nOne-call notification, 10,000 targets, in_app, 1 worker")
+    calls = measure("onecall", env)
+    if calls:
+        print(line("accepted (202)", median(calls, "accepted_s"), " s", 0.5, None))
+        print(line("delivered (every feed row written)", median(calls, "delivered_s"), " s", 5.0, None))
+
+
+def run_sections(env: dict) -> None:
+    only = {x for x in os.environ.get("HERALD_BENCH_ONLY", "").split(",") if x}
+    print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs")
+    copy_floor = section_csv(env) if not only or "csv" in only else None
+    if not only or "send" in only:
+        section_send(env, copy_floor)
+    if not only or "channels" in only:
+        section_throughput(env)
+        section_limits(env)
+        section_kills(env)
+    if not only or "load" in only:
+        section_load(env)
+    if not only or "onecall" in only:
+        section_onecall(env)
+
+
+def bench_env(db_url: str, redis_url: str) -> dict:
+    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    return dict(os.environ, HERALD_ENV="testing", SECRET_KEY="bench", DATABASE_URL=db_url, REDIS_URL=base + "/13")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. `timeout make bench`) cleans up like Ctrl-C
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     if not services.postgres_reachable():
         print(f"PostgreSQL is not reachable at {services.postgres_admin_url()}; the bars are for PostgreSQL.")
         return 2
     redis_url = os.environ.get("HERALD_TEST_REDIS_URL", services.DEFAULT_REDIS)
-    proc = None
-    if not services.redis_reachable(redis_url):
-        from scripts import redis_server
-
-        proc, redis_url = redis_server.start(ROOT / "instance" / "bench-redis")
-    db_url = services.create_postgres_database()
-    env = dict(os.environ, HERALD_ENV="testing", SECRET_KEY="bench", DATABASE_URL=db_url,
-               REDIS_URL=redis_url.rsplit("/", 1)[0] + "/13" if redis_url.count("/") > 2 else redis_url + "/13")
+    redis_proc = db_url = None
     try:
-        only = {x for x in os.environ.get("HERALD_BENCH_ONLY", "").split(",") if x}
-        print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs")
-        copy_floor = None
-        if not only or "csv" in only:
-            print("\nCSV recipients (100,000 rows, 4 variables)")
-            runs = [run_part("csv", env) for _ in range(RUNS)]
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], float)}
-            copy_floor = med["floor_copy_s"]
-            print(f"  file size {runs[0]['size_mb']:.2f} MB")
-            print(line("validate (dry run), server time", med["validate_s"], " s", 2.0, med["floor_parse_s"]))
-            print(line("web process peak RSS during validate", med["rss_mb"], " MB", 300, None))
-            print(line("confirm/import into PostgreSQL", med["import_s"], " s", 3.0, copy_floor))
-            print("  floors: stdlib csv parse of the same bytes; raw COPY of the same 100,000 rows")
-        if not only or "send" in only:
-            print("\nSend 100,000 recipients, in_app, batch")
-            one = [run_part("send1", env) for _ in range(RUNS)]
-            two = [run_part("send2", env) for _ in range(RUNS)]
-            t1 = statistics.median(r["send_s"] for r in one)
-            t2 = statistics.median(r["send_s"] for r in two)
-            print(line("send -> sent, 1 worker", t1, " s", 20.0, copy_floor))
-            print(line("deliveries per second, 1 worker", 100_000 / t1, "/s", 5_000, None, lower_is_better=False))
-            print(line("worker RSS (parent + work horse), peak", max(r["worker_rss_mb"] for r in one), " MB", 250,
-                       None))
-            print(line("send -> sent, 2 workers", t2, " s", t1 / 1.6, None))
-            print(line("speed-up with 2 workers", t1 / t2, " x", 1.6, None, lower_is_better=False))
-            if copy_floor:
-                print("  floor: raw COPY of 100,000 rows (the least a send must write)")
-        if not only or "channels" in only:
-            print("\nExternal channels, 10,000 recipients, batch, 1 worker, local sinks")
-            hooks = [run_part("webhook", env) for _ in range(RUNS)]
-            mails = [run_part("email", env) for _ in range(RUNS)]
-            print(line("webhook deliveries per second", statistics.median(r["per_s"] for r in hooks), "/s", 1000,
-                       None, lower_is_better=False))
-            print(line("email deliveries per second", statistics.median(r["per_s"] for r in mails), "/s", 500,
-                       None, lower_is_better=False))
-            throttle = run_part("throttle", env)
-            print(line("throttle 200/s, 2 workers: busiest 1 s window", throttle["busiest_1s"], "", 220, None))
-            print(f"  (2,000 webhooks took {throttle['elapsed_s']:.1f} s; 200/s allows no less than ~10 s)")
-        if not only or "load" in only:
-            print("\nDashboard under load (gunicorn, 2 processes x 8 threads) while 100,000 in-app recipients send")
-            loads = [run_part("load", env) for _ in range(RUNS)]
-            print(line("status partial p95, 20 concurrent pollers",
-                       statistics.median(r["status_p95_ms"] for r in loads), " ms", 50, None))
-            print(line("campaign page p95 (100k recipients, first page)",
-                       statistics.median(r["page_p95_ms"] for r in loads), " ms", 150, None))
-            print(f"  ({int(loads[0]['status_requests']):,} status requests during a {loads[0]['send_s']:.1f} s send)")
-        if not only or "onecall" in only:
-            print("\nOne-call notification, 10,000 targets, in_app, 1 worker")
-            calls = [run_part("onecall", env) for _ in range(RUNS)]
-            print(line("accepted (202)", statistics.median(r["accepted_s"] for r in calls), " s", 0.5, None))
-            print(line("delivered (every feed row written)", statistics.median(r["delivered_s"] for r in calls),
-                       " s", 5.0, None))
+        if not services.redis_reachable(redis_url):
+            from scripts import redis_server
+
+            redis_proc, redis_url = redis_server.start(ROOT / "instance" / "bench-redis")
+        db_url = services.create_postgres_database()
+        run_sections(bench_env(db_url, redis_url))
+    except KeyboardInterrupt:
+        failures.append("interrupted")
+        return 130
     finally:
-        services.drop_postgres_database(db_url)
-        if proc is not None:
-            proc.terminate()
+        with signals_ignored():
+            if db_url:
+                services.drop_postgres_database(db_url)
+            if redis_proc is not None:
+                bench_procs.stop(redis_proc, grace=10)
+    if failures:
+        print(f"\nFailed: {', '.join(failures)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -78,3 +78,38 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (RQ's work horse runs in a process group of its own)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = (int(x) for x in line.split())
+        children.setdefault(parent, []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def signal_tree(proc: subprocess.Popen, sig: int) -> None:
+    """Signal a worker, its scheduler and its work horse at once, as a platform (or a crash) does."""
+    import signal as signals
+
+    for pid in process_tree(proc.pid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    if sig == signals.SIGKILL:
+        proc.wait(timeout=10)
+
+
+def kill_9(proc: subprocess.Popen) -> None:
+    """kill -9 of a worker and everything it started (the horse mid-step included)."""
+    import signal as signals
+
+    signal_tree(proc, signals.SIGKILL)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from dashboard.extensions import db
 from dashboard.models import Campaign, Notification, Recipient
 from dashboard.services import campaigns, channel_settings, lifecycle, recipients
 from dashboard.services.actor import Actor
-from tests.engine import start_worker, wait_for
+from tests.engine import kill_9, start_worker, wait_for
 from tests.sinks import HttpSink, SmtpBox
 from tests.test_api_campaigns import make_template
 
@@ -116,8 +115,7 @@ def workers(app):
     yield start
     for proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            kill_9(proc)
 
 
 def make_send(channel: str, n: int) -> Campaign:
@@ -194,8 +192,7 @@ def test_kill_9_mid_send_completes_with_bounded_duplicates(rig, workers, channel
     worker = workers()
     lifecycle.send(c.id, None, ACTOR)
     wait_for(lambda: sent_count(c.id) >= 0.3 * n, 60, "30% sent")
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=10)
+    kill_9(worker)  # the worker, its scheduler and its work horse, mid-step
     assert status_of(c.id) == "sending" and sent_count(c.id) < n, "finished before the kill; nothing was tested"
     assert_counters_match_rows(c.id)
     workers()

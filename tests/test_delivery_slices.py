@@ -19,7 +19,7 @@ from dashboard.models import Campaign, CampaignChunk, Notification
 from dashboard.services import campaigns, channel_settings, lifecycle, notifications, recipients, recovery
 from dashboard.services.actor import Actor
 from scripts import redis_server
-from tests.engine import drain, start_worker, wait_for
+from tests.engine import drain, kill_9, signal_tree, start_worker, wait_for
 from tests.sinks import HttpSink
 from tests.test_api_campaigns import make_template
 from tests.test_delivery_faults import assert_counters_match_rows, status_of
@@ -45,8 +45,7 @@ def procs(app, tmp_path, monkeypatch):
     app.config["HERALD_STALL_SECONDS"] = 30
     for proc in started:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            kill_9(proc)
 
 
 @pytest.fixture
@@ -118,7 +117,7 @@ def test_rate_of_2_per_second_sends_each_recipient_once_across_slices_and_worker
     assert max(ch.run for ch in chunks) > 1, "the send was sliced"
 
 
-@pytest.mark.parametrize("target", ["worker", "process group"])
+@pytest.mark.parametrize("target", ["worker", "every process"])
 def test_sigterm_mid_webhook_send_exits_within_10_s_and_nothing_is_sent_twice(procs, sink, target):
     n = 1000
     c = webhook_campaign(sink, n, rate=100)
@@ -128,8 +127,8 @@ def test_sigterm_mid_webhook_send_exits_within_10_s_and_nothing_is_sent_twice(pr
     asked = time.monotonic()
     if target == "worker":
         os.kill(worker.pid, signal.SIGTERM)
-    else:
-        os.killpg(worker.pid, signal.SIGTERM)
+    else:  # as a platform does on deploy: the worker, its scheduler and its work horse at once
+        signal_tree(worker, signal.SIGTERM)
     worker.wait(timeout=15)
     took = time.monotonic() - asked
     print(f"\n  SIGTERM to the {target}: exited in {took:.2f} s")

@@ -1,7 +1,5 @@
 """Fault injection with real processes: the Procfile's worker is killed with SIGKILL mid-send."""
 
-import os
-import signal
 import time
 
 from sqlalchemy import func, select
@@ -9,7 +7,7 @@ from sqlalchemy import func, select
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, Notification, Recipient
 from dashboard.services import lifecycle
-from tests.engine import start_worker, wait_for
+from tests.engine import kill_9, start_worker, wait_for
 from tests.test_sending import ACTOR, make_campaign
 
 N = 20_000
@@ -19,11 +17,6 @@ def _progress(campaign_id: int) -> tuple[str, int]:
     db.session.expire_all()
     c = db.session.get(Campaign, campaign_id)
     return c.status, c.sent
-
-
-def _kill(proc) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
 
 
 def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app, tmp_path, monkeypatch):
@@ -37,13 +30,13 @@ def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app, tmp_pa
         app.config["HERALD_BATCH_CHUNK"] = 100
         lifecycle.send(campaign.id, None, ACTOR)
         wait_for(lambda: _progress(campaign.id)[1] >= 0.3 * N, 120, "30% sent")
-        _kill(worker)
+        kill_9(worker)
         status, sent = _progress(campaign.id)
         assert status == "sending" and sent < N, "the send finished before the kill; nothing was tested"
 
         worker = start_worker(app, **env)
         wait_for(lambda: _progress(campaign.id)[1] >= 0.7 * N, 120, "70% sent")
-        _kill(worker)
+        kill_9(worker)
         assert _progress(campaign.id)[0] == "sending"
 
         worker = start_worker(app, **env)
@@ -56,7 +49,7 @@ def test_kill_9_at_30_and_70_percent_then_restart_delivers_each_once(app, tmp_pa
                                  f"worker log tail:\n{log.read_text()[-4000:]}") from None
     finally:
         if worker.poll() is None:
-            _kill(worker)
+            kill_9(worker)
         app.config["HERALD_STALL_SECONDS"] = 30
         app.config["HERALD_BATCH_CHUNK"] = 1000  # the suite's setting (conftest)
     db.session.expire_all()
@@ -104,7 +97,7 @@ def test_redis_restarted_mid_send_completes_without_duplicates(app, tmp_path, mo
             _exactly_once(campaign.id, n)
     finally:
         if worker is not None and worker.poll() is None:
-            _kill(worker)
+            kill_9(worker)
         redis_proc.kill()
 
 
@@ -135,7 +128,7 @@ def test_database_connections_dropped_mid_chunk_are_retried(app, monkeypatch, tm
         wait_for(lambda: _progress(campaign.id)[0] == "sent", 180, "sent after connections were dropped")
     finally:
         if worker.poll() is None:
-            _kill(worker)
+            kill_9(worker)
         app.config["HERALD_STALL_SECONDS"] = 30
         app.config["HERALD_BATCH_CHUNK"] = 1000  # the suite's setting (conftest)
     _exactly_once(campaign.id, n)
@@ -153,16 +146,16 @@ def test_scheduled_campaign_fires_once_after_worker_and_scheduler_restart(app, m
     try:
         time.sleep(1.5)
         lifecycle.send(campaign.id, (utcnow() + timedelta(seconds=4)).isoformat(), ACTOR)
-        _kill(worker)  # worker and its scheduler die while the campaign is scheduled
+        kill_9(worker)  # worker and its scheduler die while the campaign is scheduled
         time.sleep(5)
         assert _progress(campaign.id)[0] == "scheduled"  # nobody was there to fire it
         worker = start_worker(app, HERALD_SWEEP_SECONDS="1")
         second = start_worker(app, HERALD_SWEEP_SECONDS="1")  # two schedulers/sweeps racing to fire it
         wait_for(lambda: _progress(campaign.id)[0] == "sent", 60, "the missed schedule to fire")
-        _kill(second)
+        kill_9(second)
     finally:
         if worker.poll() is None:
-            _kill(worker)
+            kill_9(worker)
     fired = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.target_id == str(campaign.id), AuditEvent.action == "campaign.fire"))
     assert fired == 1

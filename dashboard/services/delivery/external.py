@@ -133,8 +133,8 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
             if part:
                 wait = box.acquire(len(part))
                 if wait:
-                    if failures:
-                        recorder.record([], failures)
+                    if failures:  # this recipient's own failures are recorded before the slice ends
+                        failed += recorder.record([], failures)[3]
                     return Outcome("more", wait, sent, failed)
                 results = channel.send_batch(part, deadline=box.deadline)
             status, pending, n_sent, n_failed, held = recorder.record(results, failures)

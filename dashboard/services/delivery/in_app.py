@@ -61,11 +61,12 @@ def _step(work: Work, channel: Channel, lo: int, size: int) -> Step:
     messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, claimed)
     failures += _write(channel, messages)
     failed = progress.mark_failed(failures, now, from_status=RecipientStatus.SENT, count_attempt=False)
-    status, pending = progress.move(work.campaign_id, now, pending=-len(claimed), sent=len(claimed) - failed,
-                                    failed=failed)
     if upper >= work.hi:
         db.session.execute(update(CampaignChunk).where(CampaignChunk.id == work.chunk_id)
                            .values(done=True).execution_options(synchronize_session=False))
+    # Last before the commit: the campaign row is the one lock every worker's step shares.
+    status, pending = progress.move(work.campaign_id, now, pending=-len(claimed), sent=len(claimed) - failed,
+                                    failed=failed)
     db.session.commit()
     return Step(len(claimed) - failed, failed, status, pending, upper + 1)
 

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 
 from dashboard import queries, rendering
 from dashboard.models import Campaign
 from dashboard.services.uploads import neutralise
 
+HEADER = ["userId", "email", "status", "attempts", "lastError", "sentAt"]
 
-def recipients_csv_stream(campaign: Campaign):
+
+def recipients_csv_stream(campaign: Campaign) -> Iterator[str]:
+    """Everything the body needs from the campaign is read now, inside the request: the body is
+    produced after the view returns, when lazy relations can no longer load."""
     keys = [v["key"] for v in campaign.template.current.variable_schema]
-    header = ["userId", "email", "status", "attempts", "lastError", "sentAt", *keys]
+    return _lines(campaign.id, keys)
+
+
+def _lines(campaign_id: int, keys: list[str]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow([*HEADER, *keys])
     count = 0
-    for r in queries.recipients_for_export(campaign.id):
+    for r in queries.recipients_for_export(campaign_id):
         writer.writerow([neutralise(c) for c in (r.user_id, r.email or "", r.status, r.attempts, r.last_error or "",
                                                  r.sent_at.isoformat() if r.sent_at else "",
                                                  *(rendering.value_text((r.variables or {}).get(k)) for k in keys))])

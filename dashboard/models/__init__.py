@@ -1,6 +1,6 @@
 """One module per aggregate; importing this package registers every table."""
 
-from dashboard.models.account import Account, ApiKey, Role
+from dashboard.models.account import Account, AccountSession, ApiKey, Role
 from dashboard.models.audit import AuditEvent
 from dashboard.models.base import utcnow
 from dashboard.models.campaign import (
@@ -17,6 +17,6 @@ from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 from dashboard.models.user import User
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus", "Channel", "ChannelConfig",
-           "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role", "Template", "TemplateStatus",
-           "TemplateVersion", "User", "utcnow"]
+__all__ = ["Account", "AccountSession", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus",
+           "Channel", "ChannelConfig", "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role",
+           "Template", "TemplateStatus", "TemplateVersion", "User", "utcnow"]

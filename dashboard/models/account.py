@@ -60,3 +60,17 @@ class ApiKey(db.Model):
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class AccountSession(db.Model):
+    """A signed-in dashboard session. The cookie carries a random token and this row its
+    digest; ending the session deletes the row, so every copy of the cookie stops working."""
+
+    __tablename__ = "account_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship()

@@ -63,6 +63,11 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "MAX_CONTENT_LENGTH": 26 * 1024 * 1024,
         "LOGIN_MAX_FAILURES": int(env.get("HERALD_LOGIN_MAX_FAILURES", "5")),
         "LOGIN_WINDOW_SECONDS": int(env.get("HERALD_LOGIN_WINDOW_SECONDS", "900")),
+        "LOGIN_MAX_FAILURES_PER_EMAIL": int(env.get("HERALD_LOGIN_MAX_FAILURES_PER_EMAIL", "20")),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("HERALD_LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
+        "HERALD_SESSION_IDLE_MINUTES": float(env.get("HERALD_SESSION_IDLE_MINUTES", "720")),
+        # Proxies in front of the app whose X-Forwarded-For/-Proto are believed (Heroku: 1).
+        "HERALD_TRUSTED_PROXIES": int(env.get("HERALD_TRUSTED_PROXIES", "0")),
         # A chunk or a start that has not moved for this long is presumed lost and re-enqueued.
         "HERALD_STALL_SECONDS": int(env.get("HERALD_STALL_SECONDS", "30")),
         "HERALD_BATCH_CHUNK": int(env.get("HERALD_BATCH_CHUNK", "2000")),

@@ -75,5 +75,9 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         # No job sends for longer than this: the rest of its chunk goes back to the queue, so
         # realtime and one-call sends wait at most one slice behind batch work.
         "HERALD_SLICE_SECONDS": float(env.get("HERALD_SLICE_SECONDS", "5")),
+        # Webhooks may reach loopback/private/link-local addresses only with this set to 1 (dev, tests).
+        "HERALD_WEBHOOK_ALLOW_PRIVATE": env.get("HERALD_WEBHOOK_ALLOW_PRIVATE", "") == "1",
+        # Fernet key(s) for channel secrets at rest; empty: a key derived from SECRET_KEY.
+        "HERALD_ENCRYPTION_KEY": env.get("HERALD_ENCRYPTION_KEY", ""),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
     }

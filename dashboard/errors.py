@@ -4,9 +4,12 @@ a page, an HTMX fragment or the JSON envelope of SPEC §8."""
 from __future__ import annotations
 
 import redis
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from dashboard.extensions import db
 
 
 class AppError(Exception):
@@ -95,6 +98,11 @@ def error_response(status: int, message: str, code: str | None = None, details=N
     return html, status
 
 
+def is_unique_violation(err: IntegrityError) -> bool:
+    """PostgreSQL's unique_violation (23505) or SQLite's UNIQUE constraint failure."""
+    return getattr(err.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(err.orig)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(err: AppError):
@@ -116,7 +124,20 @@ def register_error_handlers(app: Flask) -> None:
             405: "That action isn't available here.",
             413: "The upload is larger than the allowed maximum (25 MB).",
         }
-        return error_response(status, messages.get(status, err.description or ""))
+        response = make_response(error_response(status, messages.get(status, err.description or "")))
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
+            response.headers["Allow"] = ", ".join(err.valid_methods)
+        return response
+
+    @app.errorhandler(IntegrityError)
+    def _unique_race(err: IntegrityError):
+        """A concurrent request took the same unique key first; anything else is a bug (500)."""
+        if not is_unique_violation(err):
+            return _unexpected(err)
+        db.session.rollback()
+        app.logger.warning("unique key taken by a concurrent request: %s", err.orig)
+        return error_response(409, "Another request changed the same thing at the same moment; "
+                                   "nothing was changed by this one. Reload and try again.")
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)

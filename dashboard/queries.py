@@ -6,11 +6,12 @@ import base64
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import BigInteger, Select, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
+from dashboard.inputs import MAX_BIG_ID, MAX_ID
 from dashboard.models import AuditEvent, Campaign, Recipient, Template, User
 from dashboard.services import channel_settings
 
@@ -27,16 +28,19 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"id": last_id}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int | None:
+def decode_cursor(cursor: str | None, maximum: int = MAX_BIG_ID) -> int | None:
+    """The id inside a cursor: a whole number the id column can hold, or a 400."""
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded))["id"]
-        return int(value)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
         raise ValidationError("cursor is not valid; use nextCursor from the previous page",
-                              [{"field": "cursor", "message": "not a valid cursor"}]) from None
+                              [{"field": "cursor", "message": "not a valid cursor"}])
+    return value
 
 
 def parse_limit(raw, default: int = 50) -> int:
@@ -54,7 +58,7 @@ def parse_limit(raw, default: int = 50) -> int:
 
 def paginate(stmt: Select, id_column, limit: int, cursor: str | None, newest_first: bool = True) -> Page:
     """Keyset pagination on the id column (no OFFSET, no COUNT)."""
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, MAX_BIG_ID if isinstance(id_column.type, BigInteger) else MAX_ID)
     if after is not None:
         stmt = stmt.where(id_column < after if newest_first else id_column > after)
     order = id_column.desc() if newest_first else id_column.asc()
@@ -131,6 +135,8 @@ def deliveries_for_user(user_id: str, limit: int = 100) -> list:
 def audit_events(campaign_id: int | None, account_id: int | None, *, limit: int = 50,
                  cursor: str | None = None) -> Page:
     stmt = select(AuditEvent)
+    if account_id is not None and not 0 < account_id <= MAX_ID:
+        return Page([], None)  # no such account (and beyond what the column holds)
     if campaign_id is not None:
         stmt = stmt.where(AuditEvent.target_type == "campaign", AuditEvent.target_id == str(campaign_id))
     if account_id is not None:

@@ -13,6 +13,8 @@ KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 VARIABLE_TYPES = ("string", "image", "action")
 URL_TYPES = ("image", "action")
+URL_FIELDS = ("imageUrl", "actionUrl")
+HTTP_START_RE = re.compile(r"https?://", re.IGNORECASE)
 
 
 def placeholders(text: str | None) -> list[str]:
@@ -61,11 +63,40 @@ def is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in value.strip()
 
 
-def check_value(var_type: str, value) -> str | None:
-    """Why a value is unusable for a variable of this type, or None when it is fine."""
-    if var_type in URL_TYPES:
+def url_field_problem(text: str) -> str | None:
+    """Why an imageUrl/actionUrl cannot be saved: it must be an http(s) URL, or start with
+    http(s):// and have placeholders after it, or start with a placeholder (whose value is
+    then held to the URL rule at input and the rendered URL checked again at send)."""
+    text = text.strip()
+    keys = placeholders(text)
+    if not text or PLACEHOLDER_RE.match(text):
+        return None
+    if not keys:
+        return None if is_http_url(text) else "must be an http(s) URL or start with a {{ variable }}"
+    if not HTTP_START_RE.match(text) or not is_http_url(render(text, dict.fromkeys(keys, "x"))):
+        return "must start with http:// or https:// (or with a {{ variable }} holding such a URL)"
+    return None
+
+
+def url_keys(channels: Mapping) -> frozenset[str]:
+    """Variables that start a URL field: whatever their type, their values must be http(s) URLs."""
+    keys = set()
+    for content in channels.values():
+        for field in URL_FIELDS:
+            if match := PLACEHOLDER_RE.match((content.get(field) or "").strip()):
+                keys.add(match.group(1))
+    return frozenset(keys)
+
+
+def check_value(var_type: str, value, *, starts_url: bool = False) -> str | None:
+    """Why a value is unusable for a variable of this type (or, with starts_url, as the start of
+    an imageUrl/actionUrl), or None when it is fine."""
+    if var_type in URL_TYPES or starts_url:
+        if isinstance(value, list) or (isinstance(value, Mapping) and var_type not in URL_TYPES):
+            return "must be text"
         url = value_text(value)
-        if isinstance(value, Mapping) and var_type == "action" and value.get("type") == "custom":
+        if isinstance(value, Mapping) and var_type == "action" and value.get("type") == "custom" \
+                and not starts_url:
             return None if url else "an action needs data"
         if not is_http_url(url):
             return "must be an http(s) URL"
@@ -74,10 +105,12 @@ def check_value(var_type: str, value) -> str | None:
     return None
 
 
-def resolve(schema: list[dict], own: Mapping | None, campaign_defaults: Mapping | None = None):
+def resolve(schema: list[dict], own: Mapping | None, campaign_defaults: Mapping | None = None,
+            starts_url: frozenset[str] = frozenset()):
     """Values by precedence recipient > campaign default > schema default.
 
-    Returns (values, missing_required_keys, problems) where problems maps key -> message."""
+    Returns (values, missing_required_keys, problems) where problems maps key -> message;
+    `starts_url` are the keys that start a URL field (see url_keys)."""
     own = own or {}
     campaign_defaults = campaign_defaults or {}
     values: dict[str, object] = {}
@@ -98,7 +131,7 @@ def resolve(schema: list[dict], own: Mapping | None, campaign_defaults: Mapping 
             if var.get("required"):
                 missing.append(key)
             continue
-        problem = check_value(var.get("type", "string"), values[key])
+        problem = check_value(var.get("type", "string"), values[key], starts_url=key in starts_url)
         if problem:
             problems[key] = problem
     return values, missing, problems

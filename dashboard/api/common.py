@@ -6,11 +6,29 @@ import json
 
 from flask import Blueprint, g, make_response, request
 
-from dashboard.errors import LifecycleError, ValidationError
+from dashboard.errors import LifecycleError, TooLarge, ValidationError
 from dashboard.extensions import get_redis
+from dashboard.inputs import MAX_JSON_BYTES, MAX_JSON_DEPTH, json_problem
+from dashboard.params import field_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 IDEMPOTENCY_TTL = 24 * 3600
+
+
+@bp.before_request
+def check_json_body():
+    """Every JSON body, before any view reads it: bounded in size and depth, and every key and
+    string held to the text rule (path and query are checked app-wide, in dashboard.params)."""
+    if not request.is_json or request.endpoint is None:
+        return
+    if (request.content_length or 0) > MAX_JSON_BYTES or len(request.get_data()) > MAX_JSON_BYTES:
+        raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // (1024 * 1024)} MB.")
+    try:
+        problem = json_problem(request.get_json(silent=True))  # parsed once; views read the cached result
+    except RecursionError:
+        problem = ("body", f"is nested more than {MAX_JSON_DEPTH} levels deep")
+    if problem:
+        raise field_error(*problem)
 
 
 def json_body(optional: bool = False) -> dict:

@@ -7,7 +7,9 @@ from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.api.common import bp, idempotent, json_body
 from dashboard.errors import NotFound, ValidationError
 from dashboard.extensions import db
+from dashboard.inputs import MAX_BIG_ID
 from dashboard.models import User
+from dashboard.recipients_csv.validation import user_id_problem
 from dashboard.services import notifications, users
 
 
@@ -26,6 +28,13 @@ def feed_item(n) -> dict:
             "clickedAt": _iso(n.clicked_at)}
 
 
+def _user_id(user_id: str) -> str:
+    """A userId from the path: SPEC §1's shape, or a 400 naming it."""
+    if problem := user_id_problem(user_id):
+        raise ValidationError(f"userId: {problem}", [{"field": "userId", "message": problem}])
+    return user_id
+
+
 @bp.post("/users")
 @roles(*WRITERS)
 def users_upsert():
@@ -37,7 +46,7 @@ def users_upsert():
 @bp.get("/users/<user_id>")
 @roles(*ALL_ROLES)
 def user_read(user_id: str):
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, _user_id(user_id))
     if user is None:
         raise NotFound(f"No user {user_id} in the directory.")
     return jsonify(user_json(user))
@@ -56,15 +65,14 @@ def notification_send():
 def feed(user_id: str):
     limit = queries.parse_limit(request.args.get("limit"), default=20)
     unread_only = (request.args.get("unreadOnly") or "").lower() in ("1", "true", "yes")
-    items, next_id, unread = notifications.feed(user_id, unread_only=unread_only, limit=limit,
+    items, next_id, unread = notifications.feed(_user_id(user_id), unread_only=unread_only, limit=limit,
                                                 cursor_id=queries.decode_cursor(request.args.get("cursor")))
     return jsonify({"items": [feed_item(n) for n in items], "unreadCount": unread,
                     "nextCursor": queries.encode_cursor(next_id) if next_id else None})
 
 
-@bp.post("/users/<user_id>/notifications/<int:notification_id>/<any(read, clicked):what>")
+@bp.post(f"/users/<user_id>/notifications/<int(max={MAX_BIG_ID}):notification_id>/<any(read, clicked):what>")
 @roles(*WRITERS)
 def feed_mark(user_id: str, notification_id: int, what: str):
-    if not user_id:
-        raise ValidationError("userId is required")
-    return jsonify(feed_item(notifications.mark(user_id, notification_id, "read" if what == "read" else "clicked")))
+    note = notifications.mark(_user_id(user_id), notification_id, "read" if what == "read" else "clicked")
+    return jsonify(feed_item(note))

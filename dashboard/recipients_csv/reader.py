@@ -7,6 +7,8 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from dashboard.inputs import text_problem
+
 MAX_BYTES = 25 * 1024 * 1024
 MAX_ROWS = 100_000
 DELIMITERS = (",", ";", "\t")
@@ -45,7 +47,7 @@ def decode(data: bytes) -> str:
         raise CsvError("The file is empty.")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise CsvError("The file is UTF-16 text. Save it as 'CSV UTF-8' and upload it again.")
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data[:8192]:  # an early NUL: binary; later ones are row errors (validation.py)
         raise CsvError("This looks like a binary file (a spreadsheet or an archive?), not CSV text. "
                        "Export it as CSV (UTF-8) and upload that.")
     try:
@@ -90,6 +92,9 @@ def read_csv(data: bytes) -> CsvTable:
             break
     if header is None:
         raise CsvError("The file has no header row.")
+    for index, name in enumerate(header):
+        if problem := text_problem(name):
+            raise CsvError(f"Column {index + 1} of the header row {problem}. Fix the header and upload again.")
     lowered = [h.lower() for h in header]
     user_cols = [i for i, h in enumerate(lowered) if h in USER_ID_ALIASES]
     if not user_cols:

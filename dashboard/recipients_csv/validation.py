@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from dashboard import rendering
+from dashboard.inputs import text_problem
 from dashboard.recipients_csv.reader import CsvTable
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.@:]{1,128}$")
@@ -33,7 +34,10 @@ def user_id_problem(user_id: str) -> str | None:
     return None
 
 
-def validate_rows(table: CsvTable, schema: list[dict], campaign_defaults: dict | None = None) -> ValidationResult:
+def validate_rows(table: CsvTable, schema: list[dict], campaign_defaults: dict | None = None,
+                  starts_url: frozenset[str] = frozenset()) -> ValidationResult:
+    """Every cell is held to the text rule; `starts_url` are the variables that start a URL
+    field (rendering.url_keys), whose cells must be http(s) URLs."""
     result = ValidationResult(header=table.header)
     width = len(table.header)
     by_name = {v["key"].lower(): v for v in schema}
@@ -61,8 +65,13 @@ def validate_rows(table: CsvTable, schema: list[dict], campaign_defaults: dict |
         if len(cells) != width:
             row_errors.append((None, f"has {len(cells)} values but the header has {width} columns"))
             cells = (cells + [""] * width)[:width]
+        original, unusable = cells, {}
+        if text_problem("\t".join(cells)):  # one search per row; cell by cell only when it hits
+            unusable = {i: problem for i, cell in enumerate(cells) if (problem := text_problem(cell))}
+            row_errors += [(table.header[i] or None, problem) for i, problem in unusable.items()]
+            cells = ["" if i in unusable else cell for i, cell in enumerate(cells)]
         user_id = cells[uid_at].strip()
-        problem = user_id_problem(user_id)
+        problem = user_id_problem(user_id) if uid_at not in unusable else None
         if problem:
             row_errors.append((table.header[uid_at], problem))
         email = None
@@ -75,19 +84,20 @@ def validate_rows(table: CsvTable, schema: list[dict], campaign_defaults: dict |
             value = cells[index].strip()
             if value:
                 own[var["key"]] = value
-        values, missing, problems = rendering.resolve(schema, own, defaults)
+        values, missing, problems = rendering.resolve(schema, own, defaults, starts_url)
         for index, var in columns:
             if var["key"] in problems and var["key"] in own:
                 row_errors.append((table.header[index], f"{var['key']} {problems[var['key']]}"))
         for key in missing:
-            column = next((table.header[i] for i, v in columns if v["key"] == key), key)
-            row_errors.append((column, f"required variable {key} has no value "
-                                       "(no cell value, campaign default or template default)"))
+            at = next((i for i, v in columns if v["key"] == key), None)
+            if at not in unusable:
+                row_errors.append((table.header[at] if at is not None else key, f"required variable {key} has no value "
+                                   "(no cell value, campaign default or template default)"))
         if row_errors:
             result.rejected += 1
             for column, message in row_errors:
                 result.errors.append({"row": number, "column": column, "message": message})
-            result.rejected_rows.append((number, cells, "; ".join(m for _, m in row_errors)))
+            result.rejected_rows.append((number, original, "; ".join(m for _, m in row_errors)))
             continue
         result.accepted_rows += 1
         if user_id in result.accepted:

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select, update
 from dashboard import rendering
 from dashboard.errors import LifecycleError, NotFound, ValidationError
 from dashboard.extensions import db
+from dashboard.inputs import text_problem
 from dashboard.models import (
     Campaign,
     CampaignStatus,
@@ -60,7 +61,10 @@ def _template(template_id, errors: list) -> Template | None:
     return template
 
 
-def validate_defaults(variables, schema: list[dict], errors: list, field: str = "variables") -> dict:
+def validate_defaults(variables, schema: list[dict], errors: list, field: str = "variables",
+                      starts_url: frozenset[str] = frozenset()) -> dict:
+    """Variable values (campaign defaults or one recipient's): known keys, values fit for their
+    type, http(s) URLs for the keys that start a URL field (rendering.url_keys)."""
     if variables in (None, ""):
         return {}
     if not isinstance(variables, dict):
@@ -74,7 +78,10 @@ def validate_defaults(variables, schema: list[dict], errors: list, field: str = 
             continue
         if value in (None, ""):
             continue
-        problem = rendering.check_value(keys[key]["type"], value)
+        if isinstance(value, str) and (problem := text_problem(value)):
+            errors.append({"field": f"{field}.{key}", "message": f"{key} {problem}"})
+            continue
+        problem = rendering.check_value(keys[key]["type"], value, starts_url=key in starts_url)
         if problem:
             errors.append({"field": f"{field}.{key}", "message": f"{key} {problem}"})
             continue
@@ -109,7 +116,8 @@ def validate(data: dict, current: Campaign | None = None) -> dict:
     variables = {}
     if template is not None:
         variables = validate_defaults(data.get("variables", current.variables if current else {}),
-                                      template.current.variable_schema, errors)
+                                      template.current.variable_schema, errors,
+                                      starts_url=rendering.url_keys(template.current.channels))
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", errors)
     return {"name": name, "template": template, "channel": channel, "delivery_mode": mode,

@@ -69,9 +69,11 @@ def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), **v
 
 
 def parse_scheduled_at(raw) -> datetime:
+    """A non-empty ISO 8601 string with a UTC offset, in the future and at most 365 days ahead."""
     if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError("scheduledAt must be an ISO 8601 date-time with a UTC offset, "
-                              "e.g. 2026-12-01T09:00:00+01:00.", [{"field": "scheduledAt", "message": "invalid"}])
+        raise ValidationError("scheduledAt must be a non-empty ISO 8601 date-time with a UTC offset, "
+                              "e.g. 2026-12-01T09:00:00+01:00; leave it out (or null) to send now.",
+                              [{"field": "scheduledAt", "message": "must be a non-empty ISO 8601 date-time"}])
     text = raw.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         when = datetime.fromisoformat(text)
@@ -120,10 +122,10 @@ def check_ready(campaign: Campaign) -> None:
 
 
 def send(campaign_id: int, scheduled_at_raw, actor: Actor) -> Campaign:
-    """Send now, or schedule. Enqueued after the commit; with Redis down the change stands and
-    the sweep starts it when Redis answers again."""
+    """Send now (scheduled_at_raw None), or schedule. Enqueued after the commit; with Redis down
+    the change stands and the sweep starts it when Redis answers again."""
     campaign = campaign_service.get(campaign_id)
-    when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw not in (None, "") else None
+    when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw is not None else None
     if campaign.status not in TRANSITIONS["send"][0]:
         raise LifecycleError(f"Campaign is {campaign.status}; it cannot be sent.",
                              [{"field": "status", "message": campaign.status}])

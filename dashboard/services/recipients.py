@@ -101,6 +101,7 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict
         raise ValidationError("userVariables must be an object keyed by userId.")
     campaign = lock_draft(campaign_id)
     schema = campaign.template.current.variable_schema
+    starts_url = rendering.url_keys(campaign.template.current.channels)
     errors: list[dict] = []
     for index, user_id in enumerate(user_ids):
         problem = user_id_problem(user_id.strip()) if isinstance(user_id, str) else "userId must be a string"
@@ -108,7 +109,7 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict
             errors.append({"index": index, "userId": user_id if isinstance(user_id, str) else None,
                            "message": problem})
     for user_id, values in user_variables.items():
-        validate_defaults(values, schema, errors, field=f"userVariables.{user_id}")
+        validate_defaults(values, schema, errors, field=f"userVariables.{user_id}", starts_url=starts_url)
     if errors:
         db.session.rollback()
         positions = ", ".join(str(e["index"]) for e in errors if "index" in e)[:200]

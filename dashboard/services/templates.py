@@ -7,9 +7,10 @@ import unicodedata
 
 from sqlalchemy import select
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 
 from dashboard import rendering
-from dashboard.errors import LifecycleError, NotFound, ValidationError
+from dashboard.errors import LifecycleError, NotFound, ValidationError, is_unique_violation
 from dashboard.extensions import db
 from dashboard.models import Template, TemplateStatus, TemplateVersion, utcnow
 from dashboard.services import audit
@@ -117,9 +118,8 @@ def _clean_channels(raw, errors: _Errors) -> dict:
                 errors.add(f"channels.{name}.{field}", "is required for an enabled channel")
             if len(value) > MAX_TEXT:
                 errors.add(f"channels.{name}.{field}", f"at most {MAX_TEXT} characters")
-            if field in URL_FIELDS and value and not rendering.placeholders(value) \
-                    and not rendering.is_http_url(value):
-                errors.add(f"channels.{name}.{field}", "must be an http(s) URL or a {{ variable }}")
+            if field in URL_FIELDS and value and (problem := rendering.url_field_problem(value)):
+                errors.add(f"channels.{name}.{field}", problem)
             if value:
                 clean[field] = value
         for extra in set(content) - set(CHANNEL_FIELDS[name]):
@@ -136,6 +136,12 @@ def _check_placeholders(channels: dict, schema: list[dict], errors: _Errors) -> 
                 if key not in keys:
                     errors.add(f"channels.{name}.{field}",
                                f'uses {{{{ {key} }}}}, which is not in the variable schema')
+    starts_url = rendering.url_keys(channels)
+    for i, var in enumerate(schema):
+        if var["key"] in starts_url and "defaultValue" in var \
+                and rendering.check_value(var["type"], var["defaultValue"], starts_url=True):
+            errors.add(f"variableSchema[{i}].defaultValue",
+                       f"must be an http(s) URL: {{{{ {var['key']} }}}} starts an image or action URL")
 
 
 def validate(data: dict, current: dict | None = None) -> dict:
@@ -157,9 +163,8 @@ def validate(data: dict, current: dict | None = None) -> dict:
     if not isinstance(category, str) or len(category) > 64:
         errors.add("category", "must be text of at most 64 characters")
         category = ""
-    tags = merged.get("tags") or []
-    if isinstance(tags, str):
-        tags = [t for t in (part.strip() for part in tags.split(",")) if t]
+    tags = merged.get("tags")
+    tags = [] if tags is None else tags
     if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 32 for t in tags) \
             or len(tags) > 20:
         errors.add("tags", "must be a list of at most 20 tags of 1-32 characters")
@@ -180,10 +185,13 @@ def get(template_id: str) -> Template:
 
 
 def _unique_slug(base: str) -> str:
-    taken = set(db.session.scalars(select(Template.template_id).where(Template.template_id.like(f"{base}%"))))
+    """base, else base-2, base-3 ... (a long base is cut to 58 characters before the suffix, so
+    the taken set is read by that shorter prefix: it must see the shortened candidates too)."""
+    prefix = base[:58]
+    taken = set(db.session.scalars(select(Template.template_id).where(Template.template_id.like(f"{prefix}%"))))
     slug, n = base, 2
     while slug in taken:
-        slug = f"{base[:58]}-{n}"
+        slug = f"{prefix}-{n}"
         n += 1
     return slug
 
@@ -196,21 +204,28 @@ def create(data: dict, actor: Actor) -> Template:
             raise ValidationError("templateId: use lowercase letters, digits and dashes (at most 64)",
                                   [{"field": "templateId",
                                     "message": "use lowercase letters, digits and dashes (at most 64)"}])
-        if db.session.scalar(select(Template.id).where(Template.template_id == given)):
+    for _attempt in range(3):  # a concurrent create may take the free slug between our read and insert
+        if given not in (None, "") and db.session.scalar(select(Template.id).where(Template.template_id == given)):
             raise ValidationError(f'templateId: "{given}" is already taken',
                                   [{"field": "templateId", "message": f'"{given}" is already taken'}])
-        slug = given
-    else:
-        slug = _unique_slug(slugify(clean["name"]))
-    template = Template(template_id=slug, name=clean["name"], category=clean["category"], tags=clean["tags"],
-                        status=TemplateStatus.DRAFT, version=1)
-    template.versions.append(TemplateVersion(version=1, name=clean["name"], channels=clean["channels"],
-                                             variable_schema=clean["variableSchema"], created_by=actor.label))
-    db.session.add(template)
-    db.session.flush()
-    audit.record(actor, "template.created", "template", slug, to_status=TemplateStatus.DRAFT)
-    db.session.commit()
-    return template
+        slug = given if given not in (None, "") else _unique_slug(slugify(clean["name"]))
+        template = Template(template_id=slug, name=clean["name"], category=clean["category"], tags=clean["tags"],
+                            status=TemplateStatus.DRAFT, version=1)
+        template.versions.append(TemplateVersion(version=1, name=clean["name"], channels=clean["channels"],
+                                                 variable_schema=clean["variableSchema"], created_by=actor.label))
+        db.session.add(template)
+        try:
+            db.session.flush()
+        except IntegrityError as err:
+            db.session.rollback()
+            if not is_unique_violation(err):
+                raise
+            continue
+        audit.record(actor, "template.created", "template", slug, to_status=TemplateStatus.DRAFT)
+        db.session.commit()
+        return template
+    raise LifecycleError("Other templates were being created with the same name at the same moment; "
+                         "try again.")
 
 
 def as_input(template: Template) -> dict:

@@ -9,6 +9,7 @@ import json
 import secrets
 import zlib
 
+from dashboard import rendering
 from dashboard.errors import AppError, LifecycleError, NotFound, TooLarge, ValidationError
 from dashboard.extensions import get_redis
 from dashboard.recipients_csv import CsvError, read_csv, validate_rows
@@ -48,7 +49,8 @@ def validate_upload(campaign_id: int, stream) -> dict:
         raise LifecycleError(f"Campaign is {campaign.status}; only drafts can be changed.")
     try:
         table = read_csv(read_limited(stream))
-        result = validate_rows(table, campaign.template.current.variable_schema, campaign.variables)
+        version = campaign.template.current
+        result = validate_rows(table, version.variable_schema, campaign.variables, rendering.url_keys(version.channels))
     except CsvError as err:
         if err.status == 413:
             raise TooLarge(err.message) from None

@@ -5,9 +5,11 @@ from __future__ import annotations
 from zoneinfo import available_timezones
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
+from dashboard.inputs import text_problem
 from dashboard.models import User, utcnow
 from dashboard.recipients_csv import CsvError, read_csv
 from dashboard.recipients_csv.reader import read_limited
@@ -39,6 +41,8 @@ def clean_user(entry) -> tuple[dict | None, str | None]:
             continue
         if not isinstance(value, str) or len(value) > limit:
             return None, f"{field} must be text of at most {limit} characters"
+        if problem := text_problem(value):
+            return None, f"{field} {problem}"
         clean[column] = value.strip()
     if clean["email"] and not EMAIL_RE.match(clean["email"]):
         return None, f'"{clean["email"]}" is not a valid email address'
@@ -62,13 +66,24 @@ def upsert(entries) -> dict:
         else:
             good[clean["user_id"]] = clean  # a later entry for the same userId wins
     existing = set(db.session.scalars(select(User.user_id).where(User.user_id.in_(list(good))))) if good else set()
+    _save(list(good.values()))
+    return {"created": len(good) - len(existing), "updated": len(existing), "errors": errors}
+
+
+def _save(rows: list[dict]) -> None:
+    """One INSERT ... ON CONFLICT DO UPDATE: concurrent calls with the same new userId both
+    succeed (the last one's values win) instead of racing on the primary key."""
+    if not rows:
+        return
     now = utcnow()
-    new = [User(**row, created_at=now, updated_at=now) for uid, row in good.items() if uid not in existing]
-    db.session.add_all(new)
-    if existing:
-        db.session.bulk_update_mappings(User, [{**good[uid], "updated_at": now} for uid in existing])
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(User)
+    stmt = stmt.on_conflict_do_update(index_elements=[User.user_id], set_={
+        "name": stmt.excluded.name, "email": stmt.excluded.email, "timezone": stmt.excluded.timezone,
+        "updated_at": stmt.excluded.updated_at})
+    rows = sorted(rows, key=lambda row: row["user_id"])  # one lock order for every call: no deadlocks
+    db.session.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
     db.session.commit()
-    return {"created": len(new), "updated": len(existing), "errors": errors}
 
 
 def import_csv(stream) -> dict:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, FieldList, Form, FormField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, FieldList, FormField, SelectChoice, SelectField, StringField, TextAreaField
 
 from dashboard.errors import ValidationError
 from dashboard.models import Template, TemplateVersion
+from dashboard.web.forms import HeraldForm, SubForm
 
 TYPE_CHOICES = [SelectChoice("string", "Text"), SelectChoice("image", "Image URL"),
                 SelectChoice("action", "Action URL")]
 
 
-class VariableForm(Form):
+class VariableForm(SubForm):
     key = StringField("Key")
     type = SelectField("Type", choices=TYPE_CHOICES, default="string")
     label = StringField("Label")
@@ -23,7 +23,7 @@ class VariableForm(Form):
     sample = StringField("Sample value")
 
 
-class TemplateForm(FlaskForm):
+class TemplateForm(HeraldForm):
     name = StringField("Name")
     template_id = StringField("Template ID")
     category = StringField("Category")
@@ -92,7 +92,8 @@ def payload_from_form(form: TemplateForm) -> tuple[dict, list[int]]:
         schema.append({"key": (row.key.data or "").strip(), "type": row.type.data, "label": row.label.data or "",
                        "required": bool(row.required.data), "defaultValue": row.default_value.data or None})
         rows.append(index)
-    payload = {"name": form.name.data or "", "category": form.category.data or "", "tags": form.tags.data or "",
+    tags = [tag for tag in (part.strip() for part in (form.tags.data or "").split(",")) if tag]
+    payload = {"name": form.name.data or "", "category": form.category.data or "", "tags": tags,
                "channels": channels, "variableSchema": schema}
     if form.template_id.data:
         payload["templateId"] = form.template_id.data.strip()

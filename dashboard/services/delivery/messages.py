@@ -30,6 +30,8 @@ def _check(content: Mapping[str, str]) -> None:
     for field, text in content.items():
         if "\x00" in text:
             raise MessageError(f"{field}: a value contains a NUL character")
+        if field in rendering.URL_FIELDS and text and not rendering.is_http_url(text):
+            raise MessageError(f"{field} is not an http(s) URL")
 
 
 def build(campaign_id: int, schema: list[dict], defaults: Mapping, content: Mapping[str, str],

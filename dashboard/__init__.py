@@ -37,7 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     init_redis(app)
 
-    from dashboard import models  # noqa: F401  (register tables)
+    from dashboard import models, params  # noqa: F401  (models: register tables)
     from dashboard.access import init_access
     from dashboard.api import bp as api_bp
     from dashboard.cli import register_cli
@@ -46,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     from dashboard.web.security import init_security_headers
 
     init_access(app)
+    params.init_app(app)  # before the blueprints: it bounds the <int:...> converter
     register_web(app)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-key auth only; cookies are never accepted there

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard import config as config_module
 from dashboard.extensions import csrf, db, init_redis, login_manager, migrate
@@ -30,6 +31,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
         if "DATABASE_URL" in config:
             app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalise_database_url(config["DATABASE_URL"])
+
+    proxies = app.config["HERALD_TRUSTED_PROXIES"]
+    if proxies:  # the client address and scheme come from that many X-Forwarded-* hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))

@@ -1,4 +1,4 @@
-"""Accounts, passwords, login throttling and API keys."""
+"""Accounts, passwords, sign-in and API keys."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dashboard.errors import NotFound, RateLimited, Unauthorized, ValidationError
-from dashboard.extensions import db, get_redis
+from dashboard.errors import NotFound, Unauthorized, ValidationError
+from dashboard.extensions import db
 from dashboard.models import Account, ApiKey, Role, utcnow
-from dashboard.services import audit
+from dashboard.services import audit, sessions
 from dashboard.services.actor import Actor
+from dashboard.services.login_throttle import LoginThrottle
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
@@ -73,8 +72,11 @@ def create_account(email: str, role: str, password: str, actor: Actor) -> Accoun
 
 
 def set_password(account: Account, password: str) -> None:
+    """A new password signs the account out everywhere (the caller commits)."""
     validate_password(password)
     account.password_hash = generate_password_hash(password)
+    if account.id is not None:
+        sessions.end_all(account.id)
 
 
 def _admin_count() -> int:
@@ -114,6 +116,8 @@ def set_active(account_id: int, active: bool, actor: Actor) -> Account:
     if not active and actor.account_id == account.id:
         raise ValidationError("You cannot deactivate your own account.")
     account.active = active
+    if not active:
+        sessions.end_all(account.id)
     audit.record(actor, "account.activated" if active else "account.deactivated", "account", account.id,
                  details={"email": account.email})
     db.session.commit()
@@ -122,44 +126,12 @@ def set_active(account_id: int, active: bool, actor: Actor) -> Account:
 
 # -- login ------------------------------------------------------------------
 
-@dataclass
-class LoginThrottle:
-    """Fixed-window counter of failed logins per (client address, email) in Redis."""
-
-    address: str
-    email: str
-
-    @property
-    def key(self) -> str:
-        digest = hashlib.sha256(f"{self.address}|{self.email}".encode()).hexdigest()[:32]
-        return f"herald:login-failures:{digest}"
-
-    def check(self) -> None:
-        limit = current_app.config["LOGIN_MAX_FAILURES"]
-        redis = get_redis()
-        failures = int(redis.get(self.key) or 0)
-        if failures >= limit:
-            ttl = max(redis.ttl(self.key), 1)
-            minutes = (ttl + 59) // 60
-            raise RateLimited(f"Too many failed sign-in attempts. Try again in {minutes} minute"
-                              f"{'s' if minutes != 1 else ''}.")
-
-    def failed(self) -> None:
-        redis = get_redis()
-        pipe = redis.pipeline()
-        pipe.incr(self.key)
-        pipe.expire(self.key, current_app.config["LOGIN_WINDOW_SECONDS"], nx=True)
-        pipe.execute()
-
-    def reset(self) -> None:
-        get_redis().delete(self.key)
-
-
-def authenticate(email: str, password: str, address: str) -> Account:
+def authenticate(email: str, password: str, address: str | None, device: str | None = None) -> Account:
     """Return the account for good credentials; raise Unauthorized (one message for
-    unknown email and wrong password) or RateLimited after too many failures."""
+    unknown email and wrong password) or LoginThrottled after too many failures.
+    `device` is the browser's device cookie, if any (see login_throttle)."""
     email = normalise_email(email)
-    throttle = LoginThrottle(address or "unknown", email)
+    throttle = LoginThrottle(address or "unknown", email, device)
     throttle.check()
     account = find_by_email(email)
     if account is None:
@@ -170,7 +142,7 @@ def authenticate(email: str, password: str, address: str) -> Account:
     if not ok:
         throttle.failed()
         raise Unauthorized("Email or password is incorrect.")
-    throttle.reset()
+    throttle.succeeded()
     account.last_login_at = utcnow()
     db.session.commit()
     return account

@@ -200,7 +200,8 @@ def run_sections(env: dict) -> None:
 
 def bench_env(db_url: str, redis_url: str) -> dict:
     base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
-    return dict(os.environ, HERALD_ENV="testing", SECRET_KEY="bench", DATABASE_URL=db_url, REDIS_URL=base + "/13")
+    return dict(os.environ, HERALD_ENV="testing", SECRET_KEY="bench", DATABASE_URL=db_url, REDIS_URL=base + "/13",
+                HERALD_WEBHOOK_ALLOW_PRIVATE="1")  # the sinks listen on 127.0.0.1
 
 
 def _interrupt(signum, frame) -> None:

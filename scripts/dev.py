@@ -30,6 +30,7 @@ def port_is_free(port: int) -> bool:
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("HERALD_ENV", "development")
+    env.setdefault("HERALD_WEBHOOK_ALLOW_PRIVATE", "1")  # local webhook receivers (127.0.0.1) are fine here
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     instance = ROOT / "instance"
     instance.mkdir(exist_ok=True)

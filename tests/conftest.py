@@ -75,6 +75,7 @@ def app(database_url, redis_url):
         "REDIS_URL": redis_url,
         "SERVER_NAME": None,
         "HERALD_BATCH_CHUNK": 1000,  # small enough that a few thousand recipients make several chunks
+        "HERALD_WEBHOOK_ALLOW_PRIVATE": True,  # the webhook sinks listen on 127.0.0.1
     })
     app.test_client_class = FreshContextClient
     with app.app_context():

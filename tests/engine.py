@@ -25,7 +25,8 @@ def worker_env(app, **extra) -> dict:
     env = dict(os.environ, HERALD_ENV="testing", SECRET_KEY="test-secret-key",
                DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
                HERALD_STALL_SECONDS=str(app.config["HERALD_STALL_SECONDS"]),
-               HERALD_BATCH_CHUNK=str(app.config["HERALD_BATCH_CHUNK"]))
+               HERALD_BATCH_CHUNK=str(app.config["HERALD_BATCH_CHUNK"]),
+               HERALD_WEBHOOK_ALLOW_PRIVATE="1" if app.config["HERALD_WEBHOOK_ALLOW_PRIVATE"] else "")
     env.update(extra)
     return env
 

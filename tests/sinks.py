@@ -21,6 +21,7 @@ class HttpSink:
         self.plan: dict[str, list] = collections.defaultdict(list)
         self.default = 200
         self.hang_seconds = 3.0  # how long a "hang" answer stalls before its 200
+        self.error_body = b"nope"  # what a non-2xx answer carries (Herald must never keep or show it)
         self.lock = threading.Lock()
         sink = self
 
@@ -42,7 +43,7 @@ class HttpSink:
                     time.sleep(sink.hang_seconds)
                     answer = 200
                 status, extra = (answer if isinstance(answer, tuple) else (answer, {}))
-                payload = b"ok" if status < 300 else b"nope"
+                payload = b"ok" if status < 300 else sink.error_body
                 self.send_response(status)
                 for k, v in extra.items():
                     self.send_header(k, v)

@@ -1,3 +1,4 @@
+import base64
 import email
 import hashlib
 import hmac
@@ -7,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import bindparam, select
 
+from dashboard import encryption
 from dashboard.extensions import db
 from dashboard.models import Campaign, Recipient
 from dashboard.services import campaigns, channel_settings, lifecycle, recipients, users
@@ -16,7 +18,8 @@ from tests.sinks import HttpSink, SmtpBox
 from tests.test_api_campaigns import make_template
 
 ACTOR = Actor.system("test")
-SECRET = "s3cret-signing-key"
+KEY = b"0123456789abcdef0123456789abcdef"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
 
 
 @pytest.fixture
@@ -72,9 +75,14 @@ def test_webhook_delivers_signed_payload(sink):
     assert request["json"] == {"campaignId": c.id, "notificationId": recipient("w1").id, "userId": "w1",
                                "title": "Hi there", "body": "10% off ", "imageUrl": None, "actionUrl": None,
                                "variables": {"firstName": "there", "offer": "10% off"}}
-    assert request["headers"]["Idempotency-Key"] == f"{c.id}:w1"
-    expected = "sha256=" + hmac.new(SECRET.encode(), request["body"], hashlib.sha256).hexdigest()
-    assert request["headers"]["X-Herald-Signature"] == expected
+    headers = request["headers"]
+    assert headers["Idempotency-Key"] == f"{c.id}:w1"
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + request["body"]
+    digest = hmac.new(KEY, signed, hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    expected = "sha256=" + hmac.new(KEY, request["body"], hashlib.sha256).hexdigest()
+    assert headers["X-Herald-Signature"] == expected  # deprecated, kept for one release
 
 
 def test_transient_failures_retry_with_backoff_then_succeed(sink):
@@ -235,16 +243,17 @@ def test_admin_channel_page_saves_hides_secret_and_sends_tests(client, logged_in
                                                             "url": sink.url, "secret": "", "timeoutSeconds": "2"})
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
     assert "webhook settings saved." in page and SECRET not in page
-    assert channel_settings.get("webhook").secrets["secret"] == SECRET  # an empty field kept the secret
+    stored = channel_settings.get("webhook").secrets["secret"]
+    assert encryption.decrypt(stored) == SECRET  # an empty field kept the secret
     assert channel_settings.get("webhook").rate_limit == 120
     response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": sink.url})
     assert f"Test delivered to {sink.url}." in client.get(response.headers["Location"].split("#")[0]).get_data(
         as_text=True)
     assert sink.requests[-1]["json"]["userId"] == "herald-test"
-    sink.default = 400
+    sink.default, sink.error_body = 400, b"<html>internal stack trace</html>"
     response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": sink.url})
-    assert "failed (permanent): HTTP 400" in client.get(response.headers["Location"].split("#")[0]).get_data(
-        as_text=True)
+    page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert "failed (permanent): HTTP 400 Bad Request" in page and "stack trace" not in page
     response = client.post("/admin/channels/email/test", data={"csrf_token": token, "target": "ops@example.com"})
     assert "Test delivered to ops@example.com." in client.get(response.headers["Location"].split("#")[0]).get_data(
         as_text=True)

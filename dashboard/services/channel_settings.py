@@ -1,13 +1,18 @@
-"""Channel settings (admin): enabled, rate limit, settings; secrets are write-only."""
+"""Channel settings (admin): enabled, rate limit, settings; secrets are write-only and
+encrypted at rest, and the webhook's signing secret is generated here (shown once)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
 
+from dashboard import encryption
+from dashboard.channels import addresses
 from dashboard.channels.base import ChannelUnavailable
 from dashboard.channels.email import EmailChannel, parse_smtp_url
 from dashboard.channels.in_app import InAppChannel
-from dashboard.channels.webhook import WebhookChannel
+from dashboard.channels.webhook import WebhookChannel, generate_secret, secret_key
 from dashboard.errors import NotFound, ValidationError
 from dashboard.extensions import db
 from dashboard.models import ChannelConfig, utcnow
@@ -19,6 +24,13 @@ TYPES = ("in_app", "email", "webhook")
 DEFAULT_RATE = {"in_app": 50000.0, "email": 100.0, "webhook": 200.0}
 PLAIN = {"in_app": (), "email": ("sender",), "webhook": ("url", "timeoutSeconds")}
 SECRET = {"in_app": (), "email": ("smtpUrl",), "webhook": ("secret",)}
+LABEL = {"smtpUrl": "SMTP URL", "secret": "signing secret"}
+
+
+@dataclass
+class Saved:
+    config: ChannelConfig
+    new_secret: str | None = None  # a signing secret Herald generated: the only time it is shown
 
 
 def get(kind: str) -> ChannelConfig:
@@ -30,62 +42,131 @@ def get(kind: str) -> ChannelConfig:
     return config
 
 
-def public(config: ChannelConfig) -> dict:
+def public(config: ChannelConfig, new_secret: str | None = None) -> dict:
     secrets = dict(config.secrets or {})
     if config.type == "email" and not secrets.get("smtpUrl") and current_app.config.get("SMTP_URL"):
         secrets["smtpUrl"] = "(from SMTP_URL)"
-    return {"type": config.type, "enabled": config.enabled, "rateLimit": config.rate_limit,
+    data = {"type": config.type, "enabled": config.enabled, "rateLimit": config.rate_limit,
             "settings": dict(config.settings or {}), "secretsSet": sorted(k for k, v in secrets.items() if v)}
+    if new_secret:
+        data["signingSecret"] = new_secret
+    return data
 
 
-def update(kind: str, data: dict, actor: Actor) -> ChannelConfig:
-    config = get(kind)
+def plaintext_secrets(config: ChannelConfig) -> list[str]:
+    """Secrets still stored unencrypted by an earlier version (the next save encrypts them)."""
+    return sorted(k for k, v in (config.secrets or {}).items() if v and not encryption.is_encrypted(v))
+
+
+def _allow_private() -> bool:
+    return bool(current_app.config.get("HERALD_WEBHOOK_ALLOW_PRIVATE"))
+
+
+def target_problem(url: str) -> str | None:
+    """Why a webhook URL (stored or typed in for a test) may not be used, else None."""
+    return addresses.url_problem(url, _allow_private())
+
+
+def _errors(kind: str, config: ChannelConfig, data: dict) -> list[dict]:
     errors = []
-    if "enabled" in data:
-        if not isinstance(data["enabled"], bool):
-            errors.append({"field": "enabled", "message": "must be true or false"})
+    if "enabled" in data and not isinstance(data["enabled"], bool):
+        errors.append({"field": "enabled", "message": "must be true or false"})
     rate = data.get("rateLimit", config.rate_limit)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 100_000:
         errors.append({"field": "rateLimit", "message": "must be a number of messages per second, 0 < n ≤ 100000"})
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
-        errors.append({"field": "settings", "message": "must be an object"})
-        settings = {}
-    unknown = set(settings) - set(PLAIN[kind]) - set(SECRET[kind])
-    for key in sorted(unknown):
+        return [*errors, {"field": "settings", "message": "must be an object"}]
+    for key in sorted(set(settings) - set(PLAIN[kind]) - set(SECRET[kind])):
         errors.append({"field": f"settings.{key}", "message": f"not a setting of the {kind} channel"})
-    url = settings.get("url")
-    if url and not str(url).startswith(("http://", "https://")):
-        errors.append({"field": "settings.url", "message": "must be an http(s) URL"})
-    smtp = settings.get("smtpUrl")
-    if smtp:
+    for key in ("url", "sender", "smtpUrl", "secret"):
+        if settings.get(key) not in (None, "") and not isinstance(settings[key], str):
+            errors.append({"field": f"settings.{key}", "message": "must be a string"})
+    if isinstance(settings.get("url"), str) and settings["url"] and (problem := target_problem(settings["url"])):
+        errors.append({"field": "settings.url", "message": problem})
+    if isinstance(settings.get("smtpUrl"), str) and settings["smtpUrl"]:
         try:
-            parse_smtp_url(smtp)
+            parse_smtp_url(settings["smtpUrl"])
         except ChannelUnavailable as err:
             errors.append({"field": "settings.smtpUrl", "message": str(err)})
+    if kind == "webhook" and isinstance(settings.get("secret"), str) and settings["secret"]:
+        try:
+            secret_key(settings["secret"])
+        except ValueError as err:
+            errors.append({"field": "settings.secret", "message": str(err)})
     timeout = settings.get("timeoutSeconds")
-    if timeout not in (None, "") and (not isinstance(timeout, (int, float)) or not 0 < timeout <= 60):
+    if timeout not in (None, "") and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                      or not 0 < timeout <= 60):
         errors.append({"field": "settings.timeoutSeconds", "message": "must be between 0 and 60"})
+    return errors
+
+
+def _stored(secrets: dict) -> dict:
+    """Every secret encrypted under the current key (legacy plaintext included); a value that
+    cannot be decrypted any more is kept as it is, for the admin to replace."""
+    out = {}
+    for key, value in secrets.items():
+        try:
+            out[key] = encryption.encrypt(encryption.decrypt(value)) if value else value
+        except encryption.Undecryptable:
+            out[key] = value
+    return out
+
+
+def update(kind: str, data: dict, actor: Actor) -> Saved:
+    """Save a channel's settings. Saving the webhook channel without a signing secret generates one."""
+    config = get(kind)
+    errors = _errors(kind, config, data)
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", errors)
+    settings = data.get("settings") or {}
     config.enabled = data.get("enabled", config.enabled)
-    config.rate_limit = float(rate)
+    config.rate_limit = float(data.get("rateLimit", config.rate_limit))
     plain = dict(config.settings or {})
     secrets = dict(config.secrets or {})
     for key in PLAIN[kind]:
         if key in settings:
             plain[key] = settings[key]
-    for key in SECRET[kind]:
-        if settings.get(key):  # empty keeps the stored secret; secrets are never read back
-            secrets[key] = settings[key]
-    config.settings, config.secrets, config.updated_at = plain, secrets, utcnow()
+    changed = sorted(k for k in SECRET[kind] if settings.get(k))  # empty keeps the stored secret
+    for key in changed:
+        secrets[key] = settings[key]
+    new_secret = None
+    if kind == "webhook" and not secrets.get("secret"):
+        new_secret = secrets["secret"] = generate_secret()
+        changed.append("secret")
+    config.settings, config.secrets, config.updated_at = plain, _stored(secrets), utcnow()
     db.session.add(config)
     audit.record(actor, "channel.updated", "channel", kind,
                  details={"enabled": config.enabled, "rateLimit": config.rate_limit,
-                          "settings": sorted(k for k in settings if k in PLAIN[kind]),
-                          "secretsChanged": sorted(k for k in settings if k in SECRET[kind] and settings[k])})
+                          "settings": sorted(k for k in settings if k in PLAIN[kind]), "secretsChanged": changed})
     db.session.commit()
-    return config
+    return Saved(config, new_secret)
+
+
+def rotate_secret(kind: str, actor: Actor) -> Saved:
+    """A new webhook signing secret, effective at once (the previous one stops verifying)."""
+    config = get(kind)
+    if kind != "webhook":
+        raise ValidationError("Only the webhook channel has a signing secret to rotate.")
+    new_secret = generate_secret()
+    config.secrets = _stored({**(config.secrets or {}), "secret": new_secret})
+    config.updated_at = utcnow()
+    db.session.add(config)
+    audit.record(actor, "channel.secret_rotated", "channel", kind, details={"secretsChanged": ["secret"]})
+    db.session.commit()
+    return Saved(config, new_secret)
+
+
+def _secrets(config: ChannelConfig) -> dict[str, str]:
+    """The decrypted secrets, or ChannelUnavailable when one can no longer be read."""
+    out = {}
+    for key, value in (config.secrets or {}).items():
+        try:
+            out[key] = encryption.decrypt(value) if value else ""
+        except encryption.Undecryptable as err:
+            raise ChannelUnavailable(f"The {config.type} channel's {LABEL.get(key, key)} cannot be read: {err}. "
+                                     "Enter it again (or rotate it) in Admin → Channels.") from None
+    return out
 
 
 def build(kind: str, override_target: str | None = None):
@@ -93,11 +174,12 @@ def build(kind: str, override_target: str | None = None):
     config = get(kind)
     if not config.enabled:
         raise ChannelUnavailable(f"The {kind} channel is disabled by an admin.")
-    settings, secrets = config.settings or {}, config.secrets or {}
+    settings = config.settings or {}
     if kind == "in_app":
         return InAppChannel()
+    secrets = _secrets(config)
     if kind == "email":
         return EmailChannel(secrets.get("smtpUrl") or current_app.config.get("SMTP_URL", ""),
                             settings.get("sender", ""))
     return WebhookChannel(override_target or settings.get("url", ""), secrets.get("secret", ""),
-                          float(settings.get("timeoutSeconds") or 10))
+                          float(settings.get("timeoutSeconds") or 10), allow_private=_allow_private())

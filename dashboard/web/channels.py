@@ -1,4 +1,5 @@
-"""Admin: channel settings (secrets write-only) and a "send test" for each channel."""
+"""Admin: channel settings (secrets write-only; a generated signing secret is shown once, on the
+answer that made it) and a "send test" for each channel."""
 
 from __future__ import annotations
 
@@ -13,11 +14,20 @@ from dashboard.web.forms import ConfirmForm
 bp = Blueprint("channels", __name__, url_prefix="/admin/channels")
 
 
+def _page(new_secret: str | None = None):
+    configs = [channel_settings.get(k) for k in channel_settings.TYPES]
+    body = render_template("admin/channels.html", configs=[channel_settings.public(c) for c in configs],
+                           plaintext={c.type: channel_settings.plaintext_secrets(c) for c in configs},
+                           new_secret=new_secret, confirm=ConfirmForm())
+    if new_secret is None:
+        return body
+    return body, 200, {"Cache-Control": "no-store"}  # the secret is in this answer only
+
+
 @bp.get("")
 @roles(*ADMINS)
 def index():
-    configs = [channel_settings.public(channel_settings.get(k)) for k in channel_settings.TYPES]
-    return render_template("admin/channels.html", configs=configs, confirm=ConfirmForm())
+    return _page()
 
 
 @bp.post("/<kind>")
@@ -36,14 +46,28 @@ def update(kind: str):
     except ValueError:
         rate = -1
     try:
-        channel_settings.update(kind, {"enabled": form.get("enabled") == "y", "rateLimit": rate,
-                                       "settings": settings}, current_actor())
+        saved = channel_settings.update(kind, {"enabled": form.get("enabled") == "y", "rateLimit": rate,
+                                               "settings": settings}, current_actor())
     except ValidationError as err:
         flash("Not saved: " + "; ".join(f"{d['field'].replace('settings.', '')} {d['message']}"
                                          for d in err.details), "error")
-    else:
-        flash(f"{kind.replace('_', '-')} settings saved.", "success")
+        return redirect(url_for("channels.index") + f"#{kind}")
+    flash(f"{kind.replace('_', '-')} settings saved.", "success")
+    if saved.new_secret:
+        return _page(saved.new_secret)
     return redirect(url_for("channels.index") + f"#{kind}")
+
+
+@bp.post("/<kind>/secret")
+@roles(*ADMINS)
+def rotate_secret(kind: str):
+    try:
+        saved = channel_settings.rotate_secret(kind, current_actor())
+    except ValidationError as err:
+        flash(err.message, "error")
+        return redirect(url_for("channels.index") + f"#{kind}")
+    flash("New signing secret generated; the previous one no longer verifies.", "success")
+    return _page(saved.new_secret)
 
 
 @bp.post("/<kind>/test")
@@ -56,6 +80,8 @@ def send_test(kind: str):
             raise ValidationError("Test sends are for the email and webhook channels.")
         if not target:
             raise ValidationError("Type an address (email) or a URL (webhook) to send the test to.")
+        if kind == "webhook" and (problem := channel_settings.target_problem(target)):
+            raise ValidationError(f"the URL {problem}." if problem.startswith("must") else f"{problem}.")
         channel = channel_settings.build(kind, override_target=target if kind == "webhook" else None)
         content = ({"subject": "Herald test message", "text": "This is a test from Herald's channel settings."}
                    if kind == "email" else {"title": "Herald test", "body": "This is a test from Herald."})

@@ -15,10 +15,11 @@ def _load_account(account_id: str):
 
 
 def register_web(app: Flask) -> None:
-    from dashboard.web import admin, auth, campaigns, channels, health, home, live, support, templates
+    from dashboard.web import admin, auth, campaigns, channels, docs, health, home, live, support, templates
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    for bp in (auth.bp, home.bp, campaigns.bp, live.bp, templates.bp, support.bp, admin.bp, channels.bp, health.bp):
+    for bp in (auth.bp, home.bp, campaigns.bp, live.bp, templates.bp, support.bp, admin.bp, channels.bp, docs.bp,
+               health.bp):
         app.register_blueprint(bp)

@@ -1,0 +1,114 @@
+"""The OpenAPI document is the API's contract: valid OpenAPI 3.1, every /api/v1 route in it and
+nothing in it that the app does not serve, served to keys and to signed-in people."""
+
+import re
+
+import pytest
+import schemathesis
+
+from dashboard.api.openapi import document
+
+PREFIX = "/api/v1"
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+def _route_paths(rule: str) -> list[str]:
+    """A werkzeug rule as OpenAPI path templates (an any(a, b) converter is one path per value)."""
+    paths = [""]
+    for static, converter in re.findall(r"([^<]*)(?:<([^>]+)>)?", rule):
+        paths = [p + static for p in paths]
+        if not converter:
+            continue
+        kind = re.match(r"any\((.*)\):", converter)
+        if kind:
+            paths = [p + value.strip() for p in paths for value in kind.group(1).split(",")]
+        else:
+            paths = [p + "{}" for p in paths]
+    return paths
+
+
+def _served(app) -> set[tuple[str, str]]:
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/"):
+            continue
+        for path in _route_paths(rule.rule[len(PREFIX):]):
+            served |= {(method, path) for method in rule.methods - IGNORED_METHODS}
+    return served
+
+
+def _documented() -> set[tuple[str, str]]:
+    methods = {"get", "put", "post", "delete", "patch"}
+    return {(method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
+            for path, item in document()["paths"].items() for method in item if method in methods}
+
+
+def test_document_is_valid_openapi_3_1():
+    raw = document()
+    assert raw["openapi"].startswith("3.1.")
+    assert raw["servers"] == [{"url": PREFIX}]
+    schemathesis.openapi.from_dict(raw).validate()
+
+
+def test_every_api_route_is_documented(app):
+    assert sorted(_served(app) - _documented()) == []
+
+
+def test_every_documented_operation_exists(app):
+    assert sorted(_documented() - _served(app)) == []
+
+
+def test_every_operation_states_its_errors():
+    """Each operation names its answers for a bad key and, for writes, a bad body and a role."""
+    for path, item in document()["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            codes = set(operation["responses"])
+            assert {"401", "429"} <= codes, (method, path)
+            if "requestBody" in operation:
+                assert "400" in codes and "413" in codes, (method, path)
+            if method != "get":
+                assert "403" in codes, (method, path)
+            if any(p.get("$ref", "").endswith("/IdempotencyKey") for p in operation.get("parameters", [])):
+                assert {"422", "503"} <= codes, (method, path)
+
+
+def test_error_envelope_and_shapes_named_by_the_spec_are_documented():
+    schemas = document()["components"]["schemas"]
+    assert schemas["Error"]["properties"]["error"]["required"] == ["code", "message", "details"]
+    assert {"failureReason", "counts", "rate", "etaSeconds"} <= set(schemas["Campaign"]["required"])
+    assert "lastError" in schemas["Recipient"]["required"]
+    assert schemas["ListPage"]["required"] == ["items", "nextCursor"]
+    assert {"accepted", "rejected", "imported", "errors", "warnings", "sample"} <= set(
+        schemas["UploadResult"]["required"])
+
+
+@pytest.mark.parametrize("role", ["support", "marketer", "admin"])
+def test_document_is_served_to_every_role_with_a_key(client, api_key, role):
+    response = client.get(f"{PREFIX}/openapi.json", headers={"Authorization": f"Bearer {api_key(role)}"})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.get_json() == document()
+    assert list(response.get_json()["paths"])[:2] == list(document()["paths"])[:2]  # the file's order
+
+
+def test_document_needs_a_key(client):
+    response = client.get(f"{PREFIX}/openapi.json")
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_reference_page_needs_sign_in_and_is_linked_from_the_navigation(client, logged_in):
+    assert client.get("/docs/api").status_code == 302
+    assert client.get("/docs/api/openapi.json").status_code == 302
+    logged_in("support")
+    home = client.get("/").get_data(as_text=True)
+    assert 'href="/docs/api"' in home
+    page = client.get("/docs/api")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-spec-url="/docs/api/openapi.json"' in html
+    assert "redoc" not in html.lower() or "<script>" not in html  # no inline script
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    assert f'<meta property="csp-nonce" content="{nonce}">' in html
+    assert client.get("/docs/api/openapi.json").get_json() == document()

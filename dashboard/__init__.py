@@ -33,6 +33,8 @@ def create_app(config: dict | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalise_database_url(config["DATABASE_URL"])
 
     proxies = app.config["HERALD_TRUSTED_PROXIES"]
+    if proxies < 0:
+        raise RuntimeError("HERALD_TRUSTED_PROXIES is a number of proxies: 0 (none, the default) or more.")
     if proxies:  # the client address and scheme come from that many X-Forwarded-* hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 

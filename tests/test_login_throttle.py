@@ -140,3 +140,11 @@ def test_shipped_limits(app):
     assert (config["LOGIN_MAX_FAILURES"], config["LOGIN_MAX_FAILURES_PER_EMAIL"],
             config["LOGIN_MAX_FAILURES_PER_ADDRESS"], config["LOGIN_WINDOW_SECONDS"]) == (5, 20, 50, 900)
     assert config["HERALD_SESSION_IDLE_MINUTES"] == 720 and config["HERALD_TRUSTED_PROXIES"] == 0
+
+
+def test_trusted_proxies_must_be_a_count(database_url, redis_url):
+    from dashboard import create_app
+
+    with pytest.raises(RuntimeError, match="HERALD_TRUSTED_PROXIES"):
+        create_app({"HERALD_ENV": "testing", "SECRET_KEY": "k", "DATABASE_URL": database_url,
+                    "REDIS_URL": redis_url, "HERALD_TRUSTED_PROXIES": -1})

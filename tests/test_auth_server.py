@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from flask_login.utils import encode_cookie
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
@@ -38,6 +39,8 @@ def test_a_copied_cookie_stops_working_after_logout(app, make_account):
         assert thief.get("/campaigns").status_code == 200
         token = csrf_from(browser.get("/campaigns").text)
         assert signed_out(browser.post("/logout", data={"csrf_token": token}))
+        assert signed_out(thief.get("/campaigns"))
+        thief.cookies.set("remember_token", encode_cookie(str(account.id)))  # a valid remember-me cookie
         assert signed_out(thief.get("/campaigns"))
         assert signed_out(browser.get("/campaigns"))
 

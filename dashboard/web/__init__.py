@@ -2,16 +2,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dashboard.extensions import db, login_manager
-from dashboard.models import Account
-
-
-@login_manager.user_loader
-def _load_account(account_id: str):
-    try:
-        return db.session.get(Account, int(account_id))
-    except (TypeError, ValueError):
-        return None
+from dashboard.extensions import login_manager
 
 
 def register_web(app: Flask) -> None:

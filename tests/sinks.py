@@ -16,7 +16,8 @@ from aiosmtpd.controller import Controller
 class HttpSink:
     """Records every request; `plan[userId]` is a list of statuses to answer before 200."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """`tls`: an ssl.SSLContext with the server's certificate, to listen for https."""
         self.requests: list[dict] = []
         self.plan: dict[str, list] = collections.defaultdict(list)
         self.default = 200
@@ -53,7 +54,9 @@ class HttpSink:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -1,9 +1,15 @@
 """The SSRF guard: webhook targets on loopback/private/link-local/metadata addresses are refused
 on save, on "Send test" and, after DNS resolution, at every connection of a real send."""
 
+import datetime
 import ipaddress
+import ssl
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from dashboard.channels import Message, addresses
 from dashboard.channels.webhook import WebhookChannel, generate_secret
@@ -58,7 +64,7 @@ def fake_dns(monkeypatch, table: dict[str, list[list[str]]]) -> list[str]:
     ("http://100.64.0.1/", "a non-public address (100.64.0.1)"),
 ])
 def test_non_public_targets_are_refused(url, expected):
-    assert addresses.url_problem(url) == f"webhook URL resolves to {expected}"
+    assert addresses.url_problem(url) == f"resolves to {expected}"
     assert addresses.url_problem(url, allow_private=True) is None
 
 
@@ -69,7 +75,7 @@ def test_public_and_unresolvable_targets_pass_the_save_check(monkeypatch):
                            "mixed.example.com": [["93.184.216.34", "10.1.2.3"]]})
     assert addresses.url_problem("https://hooks.example.com/x") is None
     assert addresses.url_problem("https://mixed.example.com/x") == \
-        "webhook URL resolves to a private address (10.1.2.3)"  # every address is checked
+        "resolves to a private address (10.1.2.3)"  # every address is checked
 
 
 def test_a_send_to_a_private_address_fails_the_recipient_for_good(guarded, sink, monkeypatch):
@@ -128,15 +134,60 @@ def test_admin_page_and_api_refuse_private_targets_with_a_clear_error(guarded, c
                                                          "url": "http://127.0.0.1:9/hook"})
     page = client.get("/admin/channels").get_data(as_text=True)
     assert saved.status_code == 302
-    assert "Not saved: url webhook URL resolves to a loopback address (127.0.0.1)" in page
+    assert "Not saved: url resolves to a loopback address (127.0.0.1)" in page
     channel_settings.update("webhook", {"settings": {"url": "https://93.184.216.34/hook"}}, ACTOR)
     client.post("/admin/channels/webhook/test", data={"csrf_token": token,
                                                       "target": "http://169.254.169.254/latest/meta-data/"})
     page = client.get("/admin/channels").get_data(as_text=True)
-    assert "Test not sent: webhook URL resolves to a cloud metadata address (169.254.169.254)." in page
+    assert "Test not sent: the URL resolves to a cloud metadata address (169.254.169.254)." in page
 
     admin = {"Authorization": f"Bearer {api_key('admin')}"}
     answer = client.put("/api/v1/channels/webhook", json={"settings": {"url": "http://[::1]:8080/"}}, headers=admin)
     assert answer.status_code == 400
     assert answer.get_json()["error"]["details"] == [
-        {"field": "settings.url", "message": "webhook URL resolves to a loopback address (::1)"}]
+        {"field": "settings.url", "message": "resolves to a loopback address (::1)"}]
+
+
+def self_signed(tmp_path, name: str) -> tuple[str, str]:
+    """A certificate (its own CA) for `name`, and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_tls_to_the_checked_address_still_verifies_the_url_host(tmp_path, monkeypatch):
+    """Connecting to the checked IP keeps SNI and certificate checks on the URL's host name."""
+    cert, key = self_signed(tmp_path, "hooks.example.com")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = HttpSink(tls=context)
+    try:
+        port = sink.server.server_port
+        monkeypatch.setenv("SSL_CERT_FILE", cert)  # trust the test certificate
+        fake_dns(monkeypatch, {"hooks.example.com": [["127.0.0.1"]], "other.example.com": [["127.0.0.1"]]})
+        monkeypatch.setattr(addresses, "refusal", lambda ip: None)
+        results = {}
+        for host in ("hooks.example.com", "other.example.com"):
+            channel = WebhookChannel(f"https://{host}:{port}/hook", generate_secret(), timeout=2)
+            try:
+                results[host] = channel.send_batch([Message(recipient_id=1, campaign_id=1, user_id="t", email=None,
+                                                            content={"title": "t"})])[0]
+            finally:
+                channel.close()
+    finally:
+        sink.close()
+    assert results["hooks.example.com"].outcome == "sent"
+    assert sink.requests[0]["headers"]["Host"] == f"hooks.example.com:{port}"
+    assert results["other.example.com"].outcome == "transient"  # the certificate is not for that name
+    assert len(sink.requests) == 1

@@ -71,8 +71,9 @@ def checked(host: str, port: int) -> list[IPAddress]:
 
 
 def url_problem(url: str, allow_private: bool = False) -> str | None:
-    """Why `url` cannot be a webhook target (checked when it is saved or typed in), else None.
-    A name that does not resolve now passes: the check that counts runs at every connection."""
+    """Why `url` cannot be a webhook target, said of the URL ("must be…", "resolves to…"), else
+    None. Checked when it is saved or typed in; a name that does not resolve now passes: the check
+    that counts runs at every connection."""
     parts = urlsplit(url or "")
     try:
         port = parts.port
@@ -85,7 +86,7 @@ def url_problem(url: str, allow_private: bool = False) -> str | None:
     try:
         checked(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     except BlockedAddress as err:
-        return str(err)
+        return str(err).removeprefix("webhook URL ")
     except (OSError, UnicodeError, ValueError):
         return None
     return None
@@ -110,13 +111,14 @@ class GuardedBackend(httpcore.SyncBackend):
 
 
 def transport(limits: httpx.Limits, allow_private: bool = False) -> httpx.HTTPTransport:
-    """httpx's transport whose connections go through GuardedBackend (unless private targets are allowed).
-    No proxies from the environment: a proxy would resolve the name itself, past the guard."""
-    result = httpx.HTTPTransport(limits=limits, trust_env=False)
+    """httpx's transport whose connections go through GuardedBackend (unless private targets are
+    allowed). The client using it must not take proxies from the environment (trust_env=False):
+    a proxy would resolve the name itself, past the guard."""
+    result = httpx.HTTPTransport(limits=limits)
     if not allow_private:
         # httpx has no public hook for the network backend; its pool is rebuilt with the same settings.
         result._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend())
     return result

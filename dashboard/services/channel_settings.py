@@ -58,13 +58,14 @@ def plaintext_secrets(config: ChannelConfig) -> list[str]:
     return sorted(k for k, v in (config.secrets or {}).items() if v and not encryption.is_encrypted(v))
 
 
-def _allow_private() -> bool:
+def allow_private() -> bool:
+    """HERALD_WEBHOOK_ALLOW_PRIVATE: webhooks may reach loopback/private addresses (development)."""
     return bool(current_app.config.get("HERALD_WEBHOOK_ALLOW_PRIVATE"))
 
 
 def target_problem(url: str) -> str | None:
     """Why a webhook URL (stored or typed in for a test) may not be used, else None."""
-    return addresses.url_problem(url, _allow_private())
+    return addresses.url_problem(url, allow_private())
 
 
 def _errors(kind: str, config: ChannelConfig, data: dict) -> list[dict]:
@@ -182,4 +183,4 @@ def build(kind: str, override_target: str | None = None):
         return EmailChannel(secrets.get("smtpUrl") or current_app.config.get("SMTP_URL", ""),
                             settings.get("sender", ""))
     return WebhookChannel(override_target or settings.get("url", ""), secrets.get("secret", ""),
-                          float(settings.get("timeoutSeconds") or 10), allow_private=_allow_private())
+                          float(settings.get("timeoutSeconds") or 10), allow_private=allow_private())

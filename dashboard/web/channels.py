@@ -18,7 +18,7 @@ def _page(new_secret: str | None = None):
     configs = [channel_settings.get(k) for k in channel_settings.TYPES]
     body = render_template("admin/channels.html", configs=[channel_settings.public(c) for c in configs],
                            plaintext={c.type: channel_settings.plaintext_secrets(c) for c in configs},
-                           new_secret=new_secret, confirm=ConfirmForm())
+                           new_secret=new_secret, allow_private=channel_settings.allow_private(), confirm=ConfirmForm())
     if new_secret is None:
         return body
     return body, 200, {"Cache-Control": "no-store"}  # the secret is in this answer only
@@ -81,7 +81,7 @@ def send_test(kind: str):
         if not target:
             raise ValidationError("Type an address (email) or a URL (webhook) to send the test to.")
         if kind == "webhook" and (problem := channel_settings.target_problem(target)):
-            raise ValidationError(f"the URL {problem}." if problem.startswith("must") else f"{problem}.")
+            raise ValidationError(f"the URL {problem}.")
         channel = channel_settings.build(kind, override_target=target if kind == "webhook" else None)
         content = ({"subject": "Herald test message", "text": "This is a test from Herald's channel settings."}
                    if kind == "email" else {"title": "Herald test", "body": "This is a test from Herald."})

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
-from dashboard.models import Recipient
+from dashboard.models import Campaign, Recipient
 from tests.test_api_campaigns import make_template
 
 CORPUS = Path(__file__).parent / "data" / "csv"
@@ -27,7 +27,9 @@ FILE_ERRORS = {
     "duplicate_header.csv": (400, "The header has the column 'offer' twice"),
     "unclosed_quote.csv": (400, "Row 3 cannot be read as CSV"),
     "stray_quote.csv": (400, "Row 2 cannot be read as CSV"),
+    "control_char_header.csv": (400, "Column 2 of the header row contains a control character (U+0007)"),
 }
+CONTROL = "contains a control character"
 
 ROW_RESULTS = {
     # file: (accepted, rejected, [(row, column, message)], warning fragment or None)
@@ -60,6 +62,9 @@ ROW_RESULTS = {
                                        (2, "email", '"nope" is not a valid email address'),
                                        (2, "banner", "banner must be an http(s) URL"),
                                        (2, "offer", REQ)], None),
+    "control_chars.csv": (2, 3, [(3, "offer", f"{CONTROL} (U+000B)"), (4, "userId", f"{CONTROL} (U+0001)"),
+                                 (5, "firstName", f"{CONTROL} (U+001B)")], None),
+    "nul_after_8kb.csv": (400, 1, [(402, "offer", f"{CONTROL} (U+0000)")], None),
 }
 
 
@@ -179,3 +184,42 @@ def test_missing_file_field(client, upload, api_key):
     cid = client.get("/api/v1/campaigns", headers=headers).get_json()["items"][0]["id"]
     response = client.post(f"/api/v1/campaigns/{cid}/recipients/upload", headers=headers, data={})
     assert response.status_code == 400 and "'file'" in response.get_json()["error"]["message"]
+
+
+def test_control_characters_anywhere_in_the_file_are_row_errors_in_the_dashboard_preview(client, logged_in, upload):
+    """The whole file, not only its first 8 KB; the preview names row and column, the rejected
+    rows download keeps the cell as it was, and confirm imports only the clean rows."""
+    import re
+
+    from tests.conftest import csrf_from
+
+    logged_in("marketer")
+    cid = db.session.scalar(select(Campaign.id))
+    token = csrf_from(client.get(f"/campaigns/{cid}").get_data(as_text=True))
+    data = (CORPUS / "nul_after_8kb.csv").read_bytes()
+    assert data.index(b"\x00") > 8192
+    html = client.post(f"/campaigns/{cid}/upload", data={"csrf_token": token, "file": (io.BytesIO(data), "l.csv")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "400 ready to import" in html and "1 row rejected" in html
+    assert re.search(r'<td class="num">402</td><td class="mono">offer</td><td>contains a control character '
+                     r"\(U\+0000\)", html)
+    staged = re.search(r"/uploads/([^/]+)/confirm", html).group(1)
+    rejected = client.get(f"/campaigns/{cid}/uploads/{staged}/rejected.csv").get_data(as_text=True)
+    assert rejected.splitlines()[1].startswith("late,a\x00b,contains a control character (U+0000)")
+    client.post(f"/campaigns/{cid}/uploads/{staged}/confirm", data={"csrf_token": token})
+    assert _recipient_count() == 400
+    assert db.session.scalar(select(Recipient.id).where(Recipient.user_id == "late")) is None
+
+
+def test_users_csv_import_skips_rows_with_control_characters(client, logged_in):
+    from dashboard.models import User
+    from tests.conftest import csrf_from
+
+    logged_in("marketer")
+    token = csrf_from(client.get("/users").get_data(as_text=True))
+    data = b"userId,name,email\nu1,Ann,a@x.test\nu2,B\x1bo,b@x.test\n"
+    response = client.post("/users/import", data={"csrf_token": token, "file": (io.BytesIO(data), "users.csv")},
+                           content_type="multipart/form-data")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "1 new" in page and "row 3: name contains a control character (U+001B)" in page
+    assert db.session.scalars(select(User.user_id)).all() == ["u1"]

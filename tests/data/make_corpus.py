@@ -41,6 +41,12 @@ CASES: dict[str, bytes] = {
     "html_injection.csv": b'userId,offer\nu1,<script>alert(1)</script>\nu2,"""><img src=x onerror=alert(1)>"\n',
     "whitespace_padding.csv": b"userId , offer\n  u1  ,  x  \n",
     "many_errors_one_row.csv": b"userId,offer,banner,email\nbad id,,nope,nope\n",
+    "control_chars.csv": b"userId,offer,firstName\nu1,ok,Ann\nu2,bad\x0bvalue,Bo\nu\x013,y,Cy\n"
+                         b"u4,x,Di\x1b[31m\nu5,\"tab\tand\r\nbreaks ok\",Ed\n",
+    # A NUL past the first 8 KB is not "binary": it is a row error like any other.
+    "nul_after_8kb.csv": b"userId,offer\n" + b"".join(b"u%d,%s\n" % (i, b"x" * 20) for i in range(400))
+                         + b"late,a\x00b\n",
+    "control_char_header.csv": b"userId,off\x07er\nu1,x\n",
 }
 
 

@@ -69,3 +69,30 @@ def test_resolve_precedence_and_missing_required():
     assert values["name"] == "friend" and missing == ["city"]
     values, _, _ = rendering.resolve(schema, {}, {"name": "Team", "city": "Rome"})
     assert values == {"name": "Team", "city": "Rome"}
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("https://shop.test/a", True), ("{{ cta }}", True), ("{{ base }}/x", True), ("https://x.test/{{ p }}", True),
+    ("HTTP://{{ host }}", True), ("", True),
+    ("javascript:alert(1)", False), ("javascript:alert(1)//{{ x }}", False), ("data:,{{ x }}", False),
+    ("https:/{{ x }}", False), ("//x.test/{{ p }}", False), ("https://a b/{{ p }}", False), ("ftp://x/{{ p }}", False),
+])
+def test_url_field_must_start_with_http_or_a_placeholder(text, ok):
+    assert (rendering.url_field_problem(text) is None) is ok
+
+
+@pytest.mark.parametrize("var_type,value,problem", [
+    ("string", "https://x.test", None), ("string", "javascript:alert(1)", "must be an http(s) URL"),
+    ("action", {"type": "custom", "data": "open-settings"}, "must be an http(s) URL"),
+    ("action", {"type": "web", "data": "https://x.test"}, None), ("string", {"url": "https://x.test"}, "must be text"),
+    ("image", ["https://x.test"], "must be text"),
+])
+def test_a_value_that_starts_a_url_must_be_an_http_url(var_type, value, problem):
+    assert rendering.check_value(var_type, value, starts_url=True) == problem
+
+
+def test_resolve_checks_the_keys_that_start_a_url():
+    schema = [{"key": "link", "type": "string"}, {"key": "note", "type": "string"}]
+    own = {"link": "javascript:alert(1)", "note": "javascript:alert(1)"}
+    _, _, problems = rendering.resolve(schema, own, None, frozenset({"link"}))
+    assert problems == {"link": "must be an http(s) URL"}

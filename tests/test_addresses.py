@@ -71,6 +71,8 @@ def test_non_public_targets_are_refused(url, expected):
 def test_public_and_unresolvable_targets_pass_the_save_check(monkeypatch):
     assert addresses.url_problem("https://93.184.216.34/hook") is None
     assert addresses.url_problem("ftp://example.com/") == "must be an http(s) URL"
+    assert addresses.url_problem("http://[::1") == addresses.url_problem("http://a:99999/") == \
+        "must be an http(s) URL with a valid host and port"
     fake_dns(monkeypatch, {"hooks.example.com": [["93.184.216.34", "2606:2800:220:1::1"]],
                            "mixed.example.com": [["93.184.216.34", "10.1.2.3"]]})
     assert addresses.url_problem("https://hooks.example.com/x") is None

@@ -266,3 +266,18 @@ def test_admin_channel_page_saves_hides_secret_and_sends_tests(client, logged_in
 def test_channel_page_is_admin_only(client, logged_in, role):
     logged_in(role)
     assert client.get("/admin/channels").status_code == 403
+
+
+@pytest.mark.parametrize("kind,settings,field", [
+    ("webhook", {"url": "http://[::1"}, "settings.url"),
+    ("webhook", {"url": "https://hooks.example.com:99999/"}, "settings.url"),
+    ("email", {"smtpUrl": "smtp://[::1"}, "settings.smtpUrl"),
+    ("webhook", {"secret": 5}, "settings.secret"),
+    ("webhook", {"timeoutSeconds": True}, "settings.timeoutSeconds"),
+    ("email", {"sender": ["x"]}, "settings.sender"),
+])
+def test_malformed_channel_settings_are_a_400_naming_the_field(client, api_key, kind, settings, field):
+    response = client.put(f"/api/v1/channels/{kind}", json={"settings": settings},
+                          headers={"Authorization": f"Bearer {api_key('admin')}"})
+    assert response.status_code == 400
+    assert [d["field"] for d in response.get_json()["error"]["details"]] == [field]

@@ -74,11 +74,11 @@ def url_problem(url: str, allow_private: bool = False) -> str | None:
     """Why `url` cannot be a webhook target, said of the URL ("must be…", "resolves to…"), else
     None. Checked when it is saved or typed in; a name that does not resolve now passes: the check
     that counts runs at every connection."""
-    parts = urlsplit(url or "")
     try:
+        parts = urlsplit(url or "")
         port = parts.port
-    except ValueError:
-        return "must be an http(s) URL with a valid port"
+    except ValueError:  # e.g. "http://[::1" or a port past 65535
+        return "must be an http(s) URL with a valid host and port"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http(s) URL"
     if allow_private:

@@ -75,7 +75,7 @@ def _errors(kind: str, config: ChannelConfig, data: dict) -> list[dict]:
     rate = data.get("rateLimit", config.rate_limit)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 100_000:
         errors.append({"field": "rateLimit", "message": "must be a number of messages per second, 0 < n ≤ 100000"})
-    settings = data.get("settings") or {}
+    settings = {} if data.get("settings") is None else data["settings"]
     if not isinstance(settings, dict):
         return [*errors, {"field": "settings", "message": "must be an object"}]
     for key in sorted(set(settings) - set(PLAIN[kind]) - set(SECRET[kind])):
@@ -90,6 +90,8 @@ def _errors(kind: str, config: ChannelConfig, data: dict) -> list[dict]:
             parse_smtp_url(settings["smtpUrl"])
         except ChannelUnavailable as err:
             errors.append({"field": "settings.smtpUrl", "message": str(err)})
+        except ValueError:  # urlsplit: e.g. "smtp://[::1" or a port past 65535
+            errors.append({"field": "settings.smtpUrl", "message": "is not a valid URL (host or port)"})
     if kind == "webhook" and isinstance(settings.get("secret"), str) and settings["secret"]:
         try:
             secret_key(settings["secret"])
@@ -120,7 +122,7 @@ def update(kind: str, data: dict, actor: Actor) -> Saved:
     errors = _errors(kind, config, data)
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", errors)
-    settings = data.get("settings") or {}
+    settings = {} if data.get("settings") is None else data["settings"]
     config.enabled = data.get("enabled", config.enabled)
     config.rate_limit = float(data.get("rateLimit", config.rate_limit))
     plain = dict(config.settings or {})

@@ -91,18 +91,17 @@ def url_keys(channels: Mapping) -> frozenset[str]:
 def check_value(var_type: str, value, *, starts_url: bool = False) -> str | None:
     """Why a value is unusable for a variable of this type (or, with starts_url, as the start of
     an imageUrl/actionUrl), or None when it is fine."""
-    if var_type in URL_TYPES or starts_url:
-        if isinstance(value, list) or (isinstance(value, Mapping) and var_type not in URL_TYPES):
-            return "must be text"
-        url = value_text(value)
-        if isinstance(value, Mapping) and var_type == "action" and value.get("type") == "custom" \
-                and not starts_url:
-            return None if url else "an action needs data"
-        if not is_http_url(url):
-            return "must be an http(s) URL"
-    elif isinstance(value, (Mapping, list)):
+    url_rule = var_type in URL_TYPES or starts_url
+    if isinstance(value, str):  # the common case (every CSV cell): no further type checks
+        return "must be an http(s) URL" if url_rule and not is_http_url(value) else None
+    if isinstance(value, list) or (isinstance(value, Mapping) and var_type not in URL_TYPES):
         return "must be text"
-    return None
+    if not url_rule:
+        return None
+    url = value_text(value)
+    if isinstance(value, Mapping) and var_type == "action" and value.get("type") == "custom" and not starts_url:
+        return None if url else "an action needs data"
+    return None if is_http_url(url) else "must be an http(s) URL"
 
 
 def resolve(schema: list[dict], own: Mapping | None, campaign_defaults: Mapping | None = None,

@@ -23,7 +23,8 @@ EXPECTED = {
     "admin.account_active": ADMIN, "admin.api_keys": ADMIN, "admin.api_key_create": ADMIN,
     "admin.api_key_revoke": ADMIN, "channels.index": ADMIN, "channels.update": ADMIN, "channels.send_test": ADMIN,
     "api.account_list": ADMIN, "api.channel_read": ADMIN, "api.channel_update": ADMIN, "api.channel_list": ALL,
-    "api.me": ALL, "api.campaign_list": ALL, "api.campaign_read": ALL, "api.recipients_list": ALL,
+    "api.me": ALL, "api.openapi_document": ALL, "docs.api_reference": ALL, "docs.api_document": ALL,
+    "api.campaign_list": ALL, "api.campaign_read": ALL, "api.recipients_list": ALL,
     "api.recipients_export": ALL, "api.template_list": ALL, "api.template_read": ALL, "api.template_version": ALL,
     "api.user_read": ALL, "api.feed": ALL,
     "api.campaign_create": WRITE, "api.campaign_edit": WRITE, "api.campaign_delete": WRITE,
@@ -43,6 +44,8 @@ EXPECTED = {
     "templates.transition": WRITE, "templates.preview": WRITE, "templates.schema_rows": WRITE,
     "support.lookup": ALL, "support.users_index": ALL, "support.user_view": ALL, "support.notification_log": ALL,
     "support.audit_log": ALL, "support.users_import": WRITE,
+    "api.openapi_document": ALL, "docs.api_reference": ALL, "docs.api_document": ALL,
+    "api.channel_rotate_secret": ADMIN, "channels.rotate_secret": ADMIN,
 }
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
 

@@ -27,6 +27,8 @@ class Account(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The viewer's IANA time zone for showing times (remembered from the browser, changeable).
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="account")
 

@@ -59,6 +59,9 @@ class Campaign(db.Model):
     # Set by the one planning run that wins the claim: a send is split into chunks exactly once.
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "Retry failed" copies: the campaign this draft's recipients came from.
+    retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), nullable=True,
+                                                    index=True)
     # "campaign", or "notification" for a one-call send (same engine, hidden from the campaigns list)
     kind: Mapped[str] = mapped_column(String(16), default="campaign", server_default="campaign", index=True)
     read_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

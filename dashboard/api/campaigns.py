@@ -4,6 +4,7 @@ from flask import Response, jsonify, request, stream_with_context
 
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.api import query
 from dashboard.api.common import bp, idempotent, json_body
 from dashboard.errors import ValidationError
 from dashboard.exports import recipients_csv_stream
@@ -36,21 +37,10 @@ def recipient_json(r: Recipient) -> dict:
             "updatedAt": _iso(r.updated_at), "sentAt": _iso(r.sent_at)}
 
 
-def _choice(name: str, allowed) -> str | None:
-    value = request.args.get(name) or None
-    if value is not None and value not in list(allowed):
-        raise ValidationError(f"{name} must be one of {', '.join(allowed)}", [{"field": name, "message": "unknown"}])
-    return value
-
-
-def _flag(name: str) -> bool:
-    return (request.args.get(name) or "").lower() in ("1", "true", "yes")
-
-
 @bp.get("/campaigns")
 @roles(*ALL_ROLES)
 def campaign_list():
-    page = queries.campaigns(_choice("status", CampaignStatus), request.args.get("q"),
+    page = queries.campaigns(query.choice("status", CampaignStatus), request.args.get("q"),
                              limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
     return jsonify({"items": [campaign_json(c) for c in page.items], "nextCursor": page.next_cursor})
 
@@ -93,7 +83,7 @@ def recipients_add(campaign_id: int):
 @roles(*ALL_ROLES)
 def recipients_list(campaign_id: int):
     service.get(campaign_id)
-    page = queries.recipients(campaign_id, _choice("status", RecipientStatus), request.args.get("userId"),
+    page = queries.recipients(campaign_id, query.choice("status", RecipientStatus), request.args.get("userId"),
                               limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
     return jsonify({"items": [recipient_json(r) for r in page.items], "nextCursor": page.next_cursor})
 
@@ -120,11 +110,11 @@ def recipients_upload(campaign_id: int):
     if file is None:
         raise ValidationError("Send the CSV as multipart/form-data in a field named 'file'.",
                               [{"field": "file", "message": "missing"}])
-    if _flag("dryRun"):
+    if query.flag("dryRun"):
         preview = uploads.validate_upload(campaign_id, file.stream)
         preview.pop("token")
         return jsonify(preview)
-    return jsonify(uploads.import_now(campaign_id, file.stream, current_actor(), _flag("skipInvalid")))
+    return jsonify(uploads.import_now(campaign_id, file.stream, current_actor(), query.flag("skipInvalid")))
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")

@@ -4,8 +4,9 @@ from flask import jsonify, request
 
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.api import query
 from dashboard.api.common import bp, json_body
-from dashboard.errors import NotFound, ValidationError
+from dashboard.errors import NotFound
 from dashboard.models import Template, TemplateStatus, TemplateVersion
 from dashboard.services import templates as service
 
@@ -34,12 +35,8 @@ def template_create():
 @bp.get("/templates")
 @roles(*ALL_ROLES)
 def template_list():
-    status = request.args.get("status") or None
-    if status and status not in list(TemplateStatus):
-        raise ValidationError(f"status must be one of {', '.join(TemplateStatus)}",
-                              [{"field": "status", "message": "unknown status"}])
-    page = queries.templates(status, request.args.get("q"), limit=queries.parse_limit(request.args.get("limit")),
-                             cursor=request.args.get("cursor"))
+    page = queries.templates(query.choice("status", TemplateStatus), request.args.get("q"),
+                             limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
     return jsonify({"items": [template_json(t) for t in page.items], "nextCursor": page.next_cursor})
 
 

@@ -4,6 +4,7 @@ from flask import jsonify, request
 
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
+from dashboard.api import query
 from dashboard.api.common import bp, idempotent, json_body
 from dashboard.errors import NotFound, ValidationError
 from dashboard.extensions import db
@@ -35,12 +36,31 @@ def _user_id(user_id: str) -> str:
     return user_id
 
 
+def _entries(entries):
+    """The shape of the call is checked whole (a malformed call is a 400); each well-formed
+    entry's content is then saved or reported by position (partial success by design)."""
+    if not isinstance(entries, list):
+        return entries  # the service says what it needs
+    for index, entry in enumerate(entries):
+        field = f"users[{index}]"
+        if not isinstance(entry, dict):
+            raise ValidationError(f"{field} must be an object with a userId.",
+                                  [{"field": field, "message": "not an object"}])
+        for name in ("userId", "name", "email", "timezone"):
+            value = entry.get(name)
+            if not isinstance(value, str) and (name == "userId" or value is not None):
+                message = "is required text" if name == "userId" else "must be text or null"
+                raise ValidationError(f"{field}.{name} {message}.",
+                                      [{"field": f"{field}.{name}", "message": message}])
+    return entries
+
+
 @bp.post("/users")
 @roles(*WRITERS)
 def users_upsert():
     body = request.get_json(silent=True)
     entries = body.get("users") if isinstance(body, dict) else body
-    return jsonify(users.upsert(entries))
+    return jsonify(users.upsert(_entries(entries)))
 
 
 @bp.get("/users/<user_id>")
@@ -64,7 +84,7 @@ def notification_send():
 @roles(*ALL_ROLES)
 def feed(user_id: str):
     limit = queries.parse_limit(request.args.get("limit"), default=20)
-    unread_only = (request.args.get("unreadOnly") or "").lower() in ("1", "true", "yes")
+    unread_only = query.flag("unreadOnly")
     items, next_id, unread = notifications.feed(_user_id(user_id), unread_only=unread_only, limit=limit,
                                                 cursor_id=queries.decode_cursor(request.args.get("cursor")))
     return jsonify({"items": [feed_item(n) for n in items], "unreadCount": unread,

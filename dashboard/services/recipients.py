@@ -96,7 +96,7 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict
     if len(user_ids) > MAX_MANUAL:
         raise ValidationError(f"At most {MAX_MANUAL:,} userIds per call; this call has {len(user_ids):,}.",
                               [{"field": "userIds", "message": f"at most {MAX_MANUAL:,} per call"}])
-    user_variables = user_variables or {}
+    user_variables = {} if user_variables is None else user_variables
     if not isinstance(user_variables, dict):
         raise ValidationError("userVariables must be an object keyed by userId.")
     campaign = lock_draft(campaign_id)

@@ -63,8 +63,9 @@ def _clean_schema(raw, errors: _Errors) -> list[dict]:
         if not isinstance(var, dict):
             errors.add(where, "must be an object with key and type")
             continue
-        key = str(var.get("key") or "").strip()
-        var_type = var.get("type") or "string"
+        key = var.get("key")
+        key = key.strip() if isinstance(key, str) else ""
+        var_type = "string" if var.get("type") is None else var["type"]
         if not key:
             errors.add(f"{where}.key", "a key is required")
         elif not rendering.KEY_RE.match(key):
@@ -73,7 +74,7 @@ def _clean_schema(raw, errors: _Errors) -> list[dict]:
         elif key in seen:
             errors.add(f"{where}.key", f'duplicate key "{key}"')
         seen.add(key)
-        if var_type not in rendering.VARIABLE_TYPES:
+        if not isinstance(var_type, str) or var_type not in rendering.VARIABLE_TYPES:
             errors.add(f"{where}.type", f'unknown type "{var_type}": use string, image or action')
         default = var.get("defaultValue")
         if default in ("",):
@@ -82,11 +83,14 @@ def _clean_schema(raw, errors: _Errors) -> list[dict]:
             errors.add(f"{where}.defaultValue", f"a default value is only allowed for string variables, not {var_type}")
         elif default is not None and not isinstance(default, str):
             errors.add(f"{where}.defaultValue", "the default value must be text")
-        label = var.get("label") or ""
+        label = "" if var.get("label") is None else var["label"]
         if not isinstance(label, str) or len(label) > 200:
             errors.add(f"{where}.label", "the label must be text of at most 200 characters")
+        required = var.get("required")
+        if required is not None and not isinstance(required, bool):
+            errors.add(f"{where}.required", "must be true or false")
         clean = {"key": key, "type": var_type, "label": label.strip() if isinstance(label, str) else "",
-                 "required": bool(var.get("required", False))}
+                 "required": required is True}
         if default is not None:
             clean["defaultValue"] = default
         schema.append(clean)
@@ -159,7 +163,7 @@ def validate(data: dict, current: dict | None = None) -> dict:
         errors.add("name", "a name is required")
     elif len(name) > 200:
         errors.add("name", "at most 200 characters")
-    category = merged.get("category") or ""
+    category = "" if merged.get("category") is None else merged["category"]
     if not isinstance(category, str) or len(category) > 64:
         errors.add("category", "must be text of at most 64 characters")
         category = ""

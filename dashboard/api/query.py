@@ -1,0 +1,35 @@
+"""Query parameters of the API read strictly: a value the document does not allow is a 400
+naming the parameter, never silently taken as the default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import request
+
+from dashboard.errors import ValidationError
+
+FLAGS = {"true": True, "false": False}
+
+
+def _invalid(name: str, message: str) -> ValidationError:
+    return ValidationError(f"{name} {message}", [{"field": name, "message": message}])
+
+
+def choice(name: str, allowed: Iterable[str]) -> str | None:
+    """One of `allowed`, or None when the parameter is absent."""
+    value = request.args.get(name)
+    allowed = [str(a) for a in allowed]
+    if value is not None and value not in allowed:
+        raise _invalid(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def flag(name: str) -> bool:
+    """`true` or `false` (absent: false)."""
+    value = request.args.get(name)
+    if value is None:
+        return False
+    if value.lower() not in FLAGS:
+        raise _invalid(name, "must be true or false")
+    return FLAGS[value.lower()]

@@ -199,3 +199,27 @@ def recent_failures(campaign: Campaign, limit: int = 5) -> list:
         select(Recipient.user_id, Recipient.last_error, Recipient.updated_at)
         .where(Recipient.campaign_id == campaign.id, Recipient.status == "failed")
         .order_by(Recipient.id.desc()).limit(limit)).all()
+
+
+@dataclass
+class MissingRequired:
+    keys: list[str]
+    count: int
+    examples: list[str]
+
+
+def missing_required(campaign: Campaign, examples: int = 5) -> MissingRequired | None:
+    """Recipients left without a value for a required variable (send refuses them), before anyone presses Send."""
+    defaults = campaign.variables or {}
+    keys = [v["key"] for v in campaign.template.current.variable_schema if v.get("required")
+            and defaults.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]
+    if not keys or not campaign.total:
+        return None
+    where = (Recipient.campaign_id == campaign.id,
+             or_(*[or_(Recipient.variables[k].as_string().is_(None), Recipient.variables[k].as_string() == "")
+                   for k in keys]))
+    count = db.session.scalar(select(func.count()).select_from(Recipient).where(*where))
+    if not count:
+        return None
+    few = db.session.scalars(select(Recipient.user_id).where(*where).order_by(Recipient.id).limit(examples)).all()
+    return MissingRequired(keys, count, list(few))

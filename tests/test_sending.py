@@ -106,8 +106,9 @@ def test_send_refuses_unapproved_template(app):
 
 def test_send_refuses_missing_required_variable_with_examples(app):
     make_template()
-    c = campaigns.create({"name": "C", "templateId": "promo"}, ACTOR)  # no campaign default for offer
+    c = campaigns.create({"name": "C", "templateId": "promo", "variables": {"offer": "5%"}}, ACTOR)
     recipients.add_manual(c.id, ["a", "b", "c"], {"b": {"offer": "x"}}, ACTOR)
+    campaigns.edit(c.id, {"variables": {}}, ACTOR)  # the default goes after the add; a and c now have no offer
     with pytest.raises(ValidationError) as err:
         lifecycle.send(c.id, None, ACTOR)
     assert "2 recipients are missing a required variable (offer), e.g. a, c." in err.value.message

@@ -5,8 +5,12 @@ from sqlalchemy import func, select
 
 from dashboard.extensions import db
 from dashboard.models import Campaign, Recipient
+from dashboard.services import campaigns, recipients
+from dashboard.services.actor import Actor
 from tests.conftest import csrf_from
 from tests.test_api_campaigns import make_template
+
+SYSTEM = Actor.system("test")
 
 
 def _token(client, path):
@@ -56,14 +60,51 @@ def test_manual_add_textarea(client, logged_in):
     logged_in("marketer")
     cid = _new_campaign(client)
     response = client.post(f"/campaigns/{cid}/recipients", data={
-        "csrf_token": _token(client, f"/campaigns/{cid}"), "user_ids": "a1\na2, a3;a1\n\n"})
+        "csrf_token": _token(client, f"/campaigns/{cid}"), "user_ids": "a1\na2, a3 ,a1\n\n"})
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
     assert "Added 3 recipients, merged 1 duplicate. Total: 3." in page
+    typed = "ok9\nbad id!, ok10\n\nsemi;colon"
     response = client.post(f"/campaigns/{cid}/recipients", data={
-        "csrf_token": _token(client, f"/campaigns/{cid}"), "user_ids": "ok9\nnot valid!"})
-    page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
-    assert "nothing was added" in page
+        "csrf_token": _token(client, f"/campaigns/{cid}"), "user_ids": typed})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "2 user IDs are not valid; nothing was added." in page
+    assert "line 2: &#34;bad id!&#34; is not a valid userId" in page
+    assert "line 4: &#34;semi;colon&#34; is not a valid userId" in page
+    assert re.search(r">\s*ok9\r?\nbad id!, ok10\r?\n\r?\nsemi;colon</textarea>", page)  # the text stays
     assert db.session.scalar(select(func.count()).select_from(Recipient)) == 3
+
+
+def test_manual_add_refuses_ids_without_a_required_value_then_sets_the_default(client, logged_in):
+    make_template()
+    logged_in("marketer")
+    cid = _new_campaign(client, **{"var-offer": ""})
+    data = {"csrf_token": _token(client, f"/campaigns/{cid}"), "user_ids": "u1\nu2"}
+    response = client.post(f"/campaigns/{cid}/recipients", data=data, headers={"HX-Request": "true"})
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Nothing was added: offer is required" in fragment and "these 2 user IDs" in fragment
+    assert 'name="default-offer"' in fragment and re.search(r">\s*u1\r?\nu2</textarea>", fragment)
+    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 0
+    response = client.post(f"/campaigns/{cid}/recipients", data={**data, "default-offer": "15% off"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"].endswith(f"/campaigns/{cid}#recipients")
+    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 2
+    page = client.get(f"/campaigns/{cid}").get_data(as_text=True)
+    assert "Added 2 recipients (campaign default set for offer)" in page and "15% off" in page
+
+
+def test_review_lists_recipients_missing_a_required_value(client, logged_in):
+    make_template()
+    logged_in("marketer")
+    cid = _new_campaign(client)
+    recipients.add_manual(cid, ["a", "b", "c"], {"b": {"offer": "x"}}, SYSTEM)
+    page = client.get(f"/campaigns/{cid}").get_data(as_text=True)
+    assert "missing-vars" not in page
+    campaigns.edit(cid, {"variables": {}}, SYSTEM)
+    page = client.get(f"/campaigns/{cid}").get_data(as_text=True)
+    assert "2 recipients have no value for offer" in page and "a, c" in page
+    assert f"/campaigns/{cid}/edit#var-offer" in page
 
 
 def test_upload_preview_confirm_and_rejected_download(client, logged_in):
@@ -154,7 +195,7 @@ def test_support_sees_campaign_but_no_write_controls(client, logged_in, make_acc
     from dashboard.services import campaigns, recipients
     from dashboard.services.actor import Actor
 
-    c = campaigns.create({"name": "C", "templateId": "promo"}, Actor.system("t"))
+    c = campaigns.create({"name": "C", "templateId": "promo", "variables": {"offer": "5%"}}, Actor.system("t"))
     recipients.add_manual(c.id, ["u1"], None, Actor.system("t"))
     logged_in("support")
     page = client.get(f"/campaigns/{c.id}").get_data(as_text=True)
@@ -173,7 +214,8 @@ def test_recipients_partial_filters_and_escapes(client, logged_in):
     from dashboard.services.actor import Actor
 
     c = campaigns.create({"name": "<script>alert(1)</script>", "templateId": "promo"}, Actor.system("t"))
-    recipients.add_manual(c.id, ["alpha", "beta"], {"alpha": {"offer": "<img src=x onerror=alert(1)>"}},
+    recipients.add_manual(c.id, ["alpha", "beta"], {"alpha": {"offer": "<img src=x onerror=alert(1)>"},
+                                                   "beta": {"offer": "x"}},
                           Actor.system("t"))
     logged_in("marketer")
     html = client.get(f"/campaigns/{c.id}/_recipients?userId=al").get_data(as_text=True)

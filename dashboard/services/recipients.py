@@ -88,8 +88,29 @@ def _store(campaign: Campaign, rows: list[tuple[str, dict, str | None]]) -> tupl
     return added, len(rows) - added
 
 
-def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict:
-    """Add up to 10,000 userIds; any invalid one rejects the whole call (with positions)."""
+def unresolved_required(schema: list[dict], campaign_defaults: dict) -> list[str]:
+    """Required variables that neither the campaign nor the template gives a value."""
+    return [v["key"] for v in schema if v.get("required")
+            and campaign_defaults.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]
+
+
+def _missing_required(user_ids: list[str], user_variables: dict, unresolved: list[str]) -> list[dict]:
+    errors = []
+    for index, user_id in enumerate(user_ids):
+        own = user_variables.get(user_id.strip()) or {}
+        missing = [key for key in unresolved if own.get(key) in (None, "")]
+        if missing:
+            errors.append({"index": index, "userId": user_id, "missing": missing,
+                           "message": f"no value for required variable{'s' if len(missing) > 1 else ''} "
+                                      f"{', '.join(missing)}"})
+    return errors
+
+
+def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor,
+               campaign_defaults: dict | None = None) -> dict:
+    """Add up to 10,000 userIds; any invalid one rejects the whole call (with positions), and so does
+    one left without a required variable. `campaign_defaults` are set on the campaign in the same
+    transaction (the dashboard's one-step "set a default and add")."""
     if not isinstance(user_ids, list) or not user_ids:
         raise ValidationError("userIds must be a non-empty list of userIds.",
                               [{"field": "userIds", "message": "must be a non-empty list"}])
@@ -110,6 +131,7 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict
                            "message": problem})
     for user_id, values in user_variables.items():
         validate_defaults(values, schema, errors, field=f"userVariables.{user_id}", starts_url=starts_url)
+    new_defaults = validate_defaults(campaign_defaults, schema, errors, starts_url=starts_url)
     if errors:
         db.session.rollback()
         positions = ", ".join(str(e["index"]) for e in errors if "index" in e)[:200]
@@ -117,6 +139,22 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor) -> dict
         message = (f"{len(errors)} invalid userId{plural} at position{plural} {positions}; nothing was added."
                    if positions else f"{errors[0]['field']}: {errors[0]['message']}; nothing was added.")
         raise ValidationError(message, errors[:1000])
+    defaults = {**campaign.variables, **new_defaults}
+    unresolved = unresolved_required(schema, defaults)
+    missing = _missing_required(user_ids, user_variables, unresolved) if unresolved else []
+    if missing:
+        db.session.rollback()
+        keys = [k for k in unresolved if any(k in e["missing"] for e in missing)]
+        shown = ", ".join(e["userId"] for e in missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise ValidationError(
+            f"{len(missing):,} userId{'s' if len(missing) > 1 else ''} would have no value for the required "
+            f"variable{'s' if len(keys) > 1 else ''} {', '.join(keys)} ({shown}), and neither the campaign nor "
+            "the template gives a default; nothing was added. Give each user a value or set a campaign default.",
+            [{"field": f"variables.{k}", "variable": k, "message": "required, no campaign or template default"}
+             for k in keys] + missing[:1000])
+    if new_defaults:
+        campaign.variables = defaults
+        audit.record(actor, "campaign.edited", "campaign", campaign.id, details={"defaults": sorted(new_defaults)})
     merged_input: dict[str, tuple[dict, None]] = {}
     for user_id in user_ids:
         user_id = user_id.strip()

@@ -3,8 +3,6 @@ with a validation preview and confirm, export."""
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from sqlalchemy import select
 from wtforms import SelectChoice
@@ -17,12 +15,11 @@ from dashboard.extensions import db
 from dashboard.models import CampaignStatus, Recipient, RecipientStatus, Template, TemplateStatus
 from dashboard.services import campaigns as service
 from dashboard.services import recipients, uploads
-from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm
+from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm, add_problems, parse_user_ids
 from dashboard.web.forms import ConfirmForm
 from dashboard.web.live import TIMEZONES, status_context
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
-SPLIT_RE = re.compile(r"[\s,;]+")
 
 
 @bp.get("")
@@ -148,7 +145,10 @@ def _recipients_context(campaign):
 @bp.get("/<int:campaign_id>")
 @roles(*ALL_ROLES)
 def show(campaign_id: int):
-    campaign = service.get(campaign_id)
+    return _show_page(service.get(campaign_id))
+
+
+def _show_page(campaign, status: int = 200, **overrides):
     context = _recipients_context(campaign)
     context.update(status_context(campaign))
     if campaign.total:
@@ -158,8 +158,11 @@ def show(campaign_id: int):
     if not campaign.is_draft:
         context["engagement"] = queries.engagement(campaign)
         context["timeline"] = _timeline(campaign)
-    return render_template("campaigns/show.html", add_form=AddRecipientsForm(), upload_form=UploadForm(),
-                           timezones=TIMEZONES, **context)
+    if campaign.is_draft and campaign.total:
+        context["missing_vars"] = queries.missing_required(campaign)
+    context.update(overrides)
+    context.setdefault("add_form", AddRecipientsForm())
+    return render_template("campaigns/show.html", upload_form=UploadForm(), timezones=TIMEZONES, **context), status
 
 
 def _timeline(campaign) -> list[tuple[int, int]]:
@@ -236,22 +239,33 @@ def delete(campaign_id: int):
 @bp.post("/<int:campaign_id>/recipients")
 @roles(*WRITERS)
 def add_recipients(campaign_id: int):
+    """Hand-typed IDs; on a problem the form comes back with its text and the problems by line."""
     form = AddRecipientsForm()
-    ids = [part for part in SPLIT_RE.split(form.user_ids.data or "") if part]
+    lines = parse_user_ids(form.user_ids.data or "")
+    defaults = {key[8:]: value for key, value in request.form.items() if key.startswith("default-") and value.strip()}
     try:
-        if not ids:
+        if not lines:
             raise ValidationError("Enter at least one user ID (one per line, or separated by commas).")
-        result = recipients.add_manual(campaign_id, ids, None, current_actor())
+        result = recipients.add_manual(campaign_id, [user_id for _, user_id in lines], None, current_actor(),
+                                       campaign_defaults=defaults)
     except (ValidationError, LifecycleError) as err:
-        bad = [f"#{d['index'] + 1} “{d.get('userId')}”" for d in err.details if "index" in d][:5]
-        flash(err.message + (f" First problems: {', '.join(bad)}." if bad else ""), "error")
-    else:
-        added, merged = result["added"], result["merged"]
-        message = f"Added {added:,} recipient{'s' if added != 1 else ''}"
-        if merged:
-            message += f", merged {merged:,} duplicate{'s' if merged != 1 else ''}"
-        flash(f"{message}. Total: {result['total']:,}.", "success")
-    return redirect(url_for("campaigns.show", campaign_id=campaign_id) + "#recipients")
+        campaign = service.get(campaign_id)
+        problems = add_problems(err, lines, campaign.template.current.variable_schema)
+        if request.headers.get("HX-Request"):
+            return render_template("campaigns/_add_ids_form.html", campaign=campaign, add_form=form,
+                                   add_problems=problems), 400
+        return _show_page(campaign, 400, add_form=form, add_problems=problems)
+    added, merged = result["added"], result["merged"]
+    message = f"Added {added:,} recipient{'s' if added != 1 else ''}"
+    if merged:
+        message += f", merged {merged:,} duplicate{'s' if merged != 1 else ''}"
+    if defaults:
+        message += f" (campaign default set for {', '.join(sorted(defaults))})"
+    flash(f"{message}. Total: {result['total']:,}.", "success")
+    target = url_for("campaigns.show", campaign_id=campaign_id) + "#recipients"
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target)
 
 
 @bp.post("/<int:campaign_id>/recipients/clear")
@@ -278,6 +292,8 @@ def upload(campaign_id: int):
             raise ValidationError("Choose a CSV file to upload.")
         preview = uploads.validate_upload(campaign_id, file.stream)
     except AppError as err:
+        if htmx:
+            raise  # the error fragment lands in the form's error region; the chosen file stays
         return render_template(template, campaign=campaign, preview=None, error=err.message, form=form,
                                confirm=ConfirmForm()), err.status
     return render_template(template, campaign=campaign, preview=preview, error=None, form=form,

@@ -50,7 +50,7 @@ def test_marketer_uploads_csv_sees_preview_and_imports(page, live_server, make_a
         expect(table).to_contain_text(user)
     page.screenshot(path=str(SHOTS / "campaign-draft.png"), full_page=True)
 
-    page.get_by_placeholder("User ID starts with…").fill("u-3")
+    page.get_by_placeholder("User ID or email starts with…").fill("u-3")
     page.get_by_role("button", name="Search").last.click()
     expect(table.locator("tbody tr")).to_have_count(1)
     assert db.session.scalar(select(func.count()).select_from(Recipient)) == 3

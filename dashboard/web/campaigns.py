@@ -136,9 +136,11 @@ def defaults_fields():
 def _recipients_context(campaign):
     status = request.args.get("status") or None
     status = status if status in list(RecipientStatus) else None
-    search = (request.args.get("userId") or "").strip()
-    page = queries.recipients(campaign.id, status, search, limit=50, cursor=request.args.get("cursor"))
-    return {"campaign": campaign, "rpage": page, "rstatus": status, "rsearch": search,
+    search = (request.args.get("q") or request.args.get("userId") or "").strip()
+    number = request.args.get("page", type=int) or 1
+    table = queries.recipients_table(campaign, status, search, page=number, after=request.args.get("after"),
+                                     before=request.args.get("before"))
+    return {"campaign": campaign, "rpage": table, "rstatus": status, "rsearch": search,
             "rstatuses": list(RecipientStatus), "confirm": ConfirmForm()}
 
 
@@ -219,8 +221,13 @@ def _preview_context(campaign) -> dict:
 @bp.get("/<int:campaign_id>/_recipients")
 @roles(*ALL_ROLES)
 def recipients_table(campaign_id: int):
-    """HTMX: filter, search and page the recipients table in place."""
-    return render_template("campaigns/_recipients.html", **_recipients_context(service.get(campaign_id)))
+    """HTMX: filter, search and page the recipients table in place; the address bar shows the
+    campaign page with the same filters (back button, reload), except for the live refresh."""
+    body = render_template("campaigns/_recipients.html", **_recipients_context(service.get(campaign_id)))
+    if request.headers.get("HX-Trigger") == "recipients-table":
+        return body
+    shown = {k: v for k, v in request.args.items() if k in ("status", "q", "page", "after", "before") and v}
+    return body, 200, {"HX-Push-Url": url_for("campaigns.show", campaign_id=campaign_id, **shown)}
 
 
 @bp.post("/<int:campaign_id>/delete")

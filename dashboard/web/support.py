@@ -3,6 +3,8 @@ the one-call notification log, and the audit log."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -72,12 +74,26 @@ def notification_log():
     return render_template("support/notifications.html", page=page)
 
 
+def _day(name: str):
+    """A YYYY-MM-DD filter as the start of that UTC day; anything else is ignored."""
+    try:
+        return datetime.strptime((request.args.get(name) or "").strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 @bp.get("/audit")
 @roles(*ALL_ROLES)
 def audit_log():
-    campaign_id = request.args.get("campaign", type=int)
-    account_id = request.args.get("account", type=int)
-    page = queries.audit_events(campaign_id, account_id, limit=50, cursor=request.args.get("cursor"))
+    until = _day("to")
+    filters = queries.AuditFilters(
+        campaign=(request.args.get("campaign") or "").strip()[:200], account_id=request.args.get("account", type=int),
+        action=request.args.get("action") or "", since=_day("from"), until=until + timedelta(days=1) if until else None)
+    page = queries.audit_events(filters, limit=50, cursor=request.args.get("cursor"))
     accounts = db.session.scalars(select(Account).order_by(Account.email)).all()
-    return render_template("support/audit.html", page=page, campaign_id=campaign_id, account_id=account_id,
-                           accounts=accounts)
+    args = {"campaign": filters.campaign or None, "account": filters.account_id,
+            "action": filters.action if filters.action in queries.AUDIT_ACTIONS else None,
+            "from": request.args.get("from") if filters.since else None,
+            "to": request.args.get("to") if until else None}
+    return render_template("support/audit.html", page=page, rows=queries.audit_rows(page.items), filters=filters,
+                           args=args, accounts=accounts, actions=list(queries.AUDIT_ACTIONS))

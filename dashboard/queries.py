@@ -460,6 +460,20 @@ def recent_failures(campaign: Campaign, limit: int = 5) -> list:
         .order_by(Recipient.id.desc()).limit(limit)).all()
 
 
+def schedule_zone(campaign: Campaign) -> str | None:
+    """The zone the marketer picked when scheduling (kept in the schedule's audit row), or the
+    offset the time was given with (API callers), e.g. "America/New_York" or "-05:00"."""
+    details = db.session.scalar(
+        select(AuditEvent.details).where(AuditEvent.target_type == "campaign",
+                                         AuditEvent.target_id == str(campaign.id),
+                                         AuditEvent.action == "campaign.schedule")
+        .order_by(AuditEvent.id.desc()).limit(1)) or {}
+    if details.get("timezone"):
+        return details["timezone"]
+    raw = details.get("scheduled_at") or ""
+    return raw[-6:] if len(raw) > 6 and raw[-6] in "+-" and raw[-3] == ":" else None
+
+
 @dataclass
 class MissingRequired:
     keys: list[str]

@@ -45,6 +45,7 @@ EXPECTED = {
     "support.audit_log": ALL, "support.users_import": WRITE,
     "api.openapi_document": ALL, "docs.api_reference": ALL, "docs.api_document": ALL,
     "api.channel_rotate_secret": ADMIN, "channels.rotate_secret": ADMIN,
+    "account.preferences": ALL, "account.set_timezone": ALL,
 }
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
 

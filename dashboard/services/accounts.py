@@ -7,7 +7,7 @@ import hmac
 import re
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboard.errors import NotFound, Unauthorized, ValidationError
@@ -202,3 +202,21 @@ def authenticate_api_key(header: str) -> ApiKey:
         key.last_used_at = now
         db.session.commit()
     return key
+
+
+def set_timezone(account_id: int, zone: str, *, only_if_unset: bool = False) -> bool:
+    """Remember the zone an account sees times in; with only_if_unset, a chosen zone wins
+    over the browser's guess. True if the row changed."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone “{zone[:64]}”.", [{"field": "timezone", "message": "unknown"}]) \
+            from None
+    stmt = update(Account).where(Account.id == account_id).values(timezone=zone)
+    if only_if_unset:
+        stmt = stmt.where(Account.timezone.is_(None))
+    changed = db.session.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1
+    db.session.commit()
+    return changed

@@ -42,7 +42,8 @@ WORKER = Actor.system("worker")
 FAILURE_MIN_PROCESSED = 200
 
 
-def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), **values) -> Campaign:
+def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), note: dict | None = None,
+               **values) -> Campaign:
     """Apply one move atomically or raise LifecycleError (409) naming the current status."""
     sources, target = TRANSITIONS[move]
     before = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
@@ -62,7 +63,7 @@ def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), **v
                              [{"field": "status", "message": current}])
     audit.record(actor, f"campaign.{move}", "campaign", campaign_id, from_status=before, to_status=target,
                  details={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()
-                          if k in ("scheduled_at", "template_version", "failure_reason")})
+                          if k in ("scheduled_at", "template_version", "failure_reason")} | (note or {}))
     campaign = db.session.get(Campaign, campaign_id)
     db.session.refresh(campaign)
     return campaign
@@ -121,9 +122,10 @@ def check_ready(campaign: Campaign) -> None:
             [{"userId": u, "message": "missing required variable"} for u in few])
 
 
-def send(campaign_id: int, scheduled_at_raw, actor: Actor) -> Campaign:
+def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = None) -> Campaign:
     """Send now (scheduled_at_raw None), or schedule. Enqueued after the commit; with Redis down
-    the change stands and the sweep starts it when Redis answers again."""
+    the change stands and the sweep starts it when Redis answers again. The zone the time was
+    picked in (if any) is kept in the audit row, so pages can show the schedule in it."""
     campaign = campaign_service.get(campaign_id)
     when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw is not None else None
     if campaign.status not in TRANSITIONS["send"][0]:
@@ -138,7 +140,8 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor) -> Campaign:
         db.session.commit()
         jobs.enqueue_start(campaign.id)
     else:
-        campaign = transition(campaign_id, "schedule", actor, scheduled_at=when, **pinned)
+        campaign = transition(campaign_id, "schedule", actor, scheduled_at=when,
+                              note={"timezone": zone} if zone else None, **pinned)
         db.session.commit()
         jobs.enqueue_scheduled(campaign.id, when)
     return campaign

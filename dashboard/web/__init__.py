@@ -6,11 +6,25 @@ from dashboard.extensions import login_manager
 
 
 def register_web(app: Flask) -> None:
-    from dashboard.web import admin, auth, campaigns, channels, docs, health, home, live, support, templates
+    from dashboard.web import (
+        account,
+        admin,
+        auth,
+        campaigns,
+        channels,
+        docs,
+        health,
+        home,
+        live,
+        support,
+        templates,
+        timefmt,
+    )
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     for bp in (auth.bp, home.bp, campaigns.bp, live.bp, templates.bp, support.bp, admin.bp, channels.bp, docs.bp,
-               health.bp):
+               health.bp, account.bp):
         app.register_blueprint(bp)
+    timefmt.init_app(app)

@@ -3,8 +3,7 @@ cancel, duplicate, retry failed."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from datetime import UTC, datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
@@ -15,11 +14,12 @@ from dashboard.models import Campaign, CampaignStatus
 from dashboard.services import campaigns as campaign_service
 from dashboard.services import lifecycle
 from dashboard.services.delivery import progress
+from dashboard.web import timefmt
 from dashboard.web.forms import ConfirmForm
 
 bp = Blueprint("live", __name__, url_prefix="/campaigns")
 LIVE = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
-TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+TIMEZONES = timefmt.canonical_zones()
 
 
 def status_context(campaign: Campaign) -> dict:
@@ -27,7 +27,8 @@ def status_context(campaign: Campaign) -> dict:
     failures = queries.recent_failures(campaign) if campaign.failed else []
     done = campaign.sent + campaign.failed + campaign.skipped
     return {"campaign": campaign, "rate": rate, "eta": eta, "failures": failures, "done": done,
-            "live": campaign.status in LIVE, "confirm": ConfirmForm()}
+            "live": campaign.status in LIVE, "confirm": ConfirmForm(),
+            "picked_zone": queries.schedule_zone(campaign) if campaign.status == CampaignStatus.SCHEDULED else None}
 
 
 @bp.get("/<int:campaign_id>/_status")
@@ -47,32 +48,44 @@ def _back(campaign_id: int):
     return redirect(url_for("campaigns.show", campaign_id=campaign_id))
 
 
-def parse_local(value: str, zone: str) -> str:
-    """A datetime-local value in the chosen time zone -> ISO 8601 with its UTC offset."""
+def parse_local(value: str, zone: str) -> tuple[str, str]:
+    """A datetime-local value in the chosen zone -> (ISO 8601 with its UTC offset, the zone).
+    A typed offset is honoured when it agrees with the zone on that date, else refused."""
+    name = timefmt.canonical(zone)
+    if name is None:
+        raise AppError(f"Unknown time zone “{zone[:64]}”; pick one from the list.")
+    tz = timefmt.zone(name)
+    text = value.strip().replace(" ", "T", 1)
+    text = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
     try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise AppError(f"Unknown time zone “{zone}”.") from None
-    try:
-        naive = datetime.fromisoformat(value)
+        typed = datetime.fromisoformat(text)
     except ValueError:
         raise AppError("Pick a date and time for the schedule.") from None
-    return naive.replace(tzinfo=tz).isoformat()
+    local = typed.replace(tzinfo=tz)
+    if typed.tzinfo is not None:
+        wanted, actual = typed.utcoffset(), local.utcoffset()
+        if wanted != actual:
+            raise AppError(f"The time typed ends in {timefmt.offset_text(wanted)}, but {name} is "
+                           f"{timefmt.offset_text(actual)} on that date. Remove the offset, or pick the zone "
+                           f"you mean.")
+    elif local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != typed:
+        raise AppError(f"{typed:%d %b %Y %H:%M} does not exist in {name} (the clocks skip it); pick another time.")
+    return local.isoformat(), name
 
 
 @bp.post("/<int:campaign_id>/send")
 @roles(*WRITERS)
 def send(campaign_id: int):
     try:
-        when = None
+        when = zone = None
         if request.form.get("intent") == "schedule":
-            when = parse_local(request.form.get("scheduled_local", ""), request.form.get("timezone", "UTC"))
-        campaign = lifecycle.send(campaign_id, when, current_actor())
+            when, zone = parse_local(request.form.get("scheduled_local", ""), request.form.get("timezone", "UTC"))
+        campaign = lifecycle.send(campaign_id, when, current_actor(), zone)
     except AppError as err:
         flash(err.message, "error")
     else:
         if campaign.status == CampaignStatus.SCHEDULED:
-            flash(f"Scheduled for {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC.", "success")
+            flash(f"Scheduled for {timefmt.when_text(campaign.scheduled_at, zone)}.", "success")
         else:
             flash(f"Sending to {campaign.total:,} recipients.", "success")
     return _back(campaign_id)

@@ -17,21 +17,90 @@
 })();
 (function () {
   "use strict";
-  // Show <time data-local> in the viewer's time zone; default schedule pickers to it.
-  function localise(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
-      var d = new Date(el.getAttribute("datetime"));
-      if (!isNaN(d)) { el.textContent = d.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}); el.title = el.getAttribute("datetime"); }
+  // ---- Times (issue 13) ----------------------------------------------------------------
+  // The server writes every time in the viewer's zone (dashboard/web/timefmt.py). Here we
+  // remember the browser's zone once, keep "in 2 min" / "3 h ago" current, and filter the
+  // time zone picker as you type.
+  var UNITS = [[31536000, "yr", 63072000], [2592000, "mo", 5184000], [86400, "day", 172800], [3600, "h", 7200],
+    [60, "min", 60]];  // [size, unit, used from] as in timefmt.relative
+  function relative(ms) {
+    var future = ms > 0, span = Math.floor(Math.abs(ms) / 1000);
+    if (span < 60) { return future ? "in under a minute" : "just now"; }
+    for (var i = 0; i < UNITS.length; i++) {
+      if (span >= UNITS[i][2]) {
+        var n = Math.floor(span / UNITS[i][0]), unit = UNITS[i][1];
+        var text = n + " " + unit + (unit === "day" && n > 1 ? "s" : "");
+        return future ? "in " + text : text + " ago";
+      }
+    }
+    return "";
+  }
+  function refresh() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-when]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime")), rel = el.querySelector("[data-rel]");
+      if (rel && !isNaN(at)) { rel.textContent = relative(at - now); }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () {
-    localise(document);
-    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    document.querySelectorAll("select[data-browser-timezone]").forEach(function (select) {
-      if (zone && select.querySelector('option[value="' + zone + '"]')) { select.value = zone; }
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+  function rememberZone() {
+    var link = document.querySelector("a.who-zone[data-zone-save]"), zone = "";
+    if (!link || link.dataset.zone || !window.fetch) { return; }
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return; }
+    if (!zone) { return; }
+    var token = csrfToken();
+    fetch(link.dataset.zoneSave, {
+      method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": token},
+      body: new URLSearchParams({timezone: zone, auto: "1", csrf_token: token})
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
+      if (!data || !data.changed) { return; }
+      link.dataset.zone = data.timezone;
+      // This page was written in UTC; show it again in the zone just remembered (not over a message).
+      if (data.timezone !== "UTC" && !document.querySelector(".flash")) { window.location.reload(); }
+    }).catch(function () {});
+  }
+  function words(text) { return text.toLowerCase().replace(/[_\/()]/g, " ").split(/\s+/).filter(Boolean); }
+  function filterZones(input) {
+    var select = document.getElementById(input.dataset.zoneSearch);
+    if (!select) { return; }
+    var wanted = words(input.value), shown = 0, first = null;
+    Array.prototype.forEach.call(select.options, function (option) {
+      var hay = words(option.value + " " + option.text).join(" ");
+      var match = wanted.every(function (w) { return hay.indexOf(w) !== -1; });
+      option.hidden = !match;
+      if (match) { shown += 1; first = first || option; }
     });
+    var current = select.options[select.selectedIndex];
+    if (first && (!current || current.hidden)) { select.value = first.value; }
+    var count = document.getElementById(select.id + "-count");
+    if (count) {
+      count.hidden = !wanted.length;
+      count.textContent = shown ? shown + (shown === 1 ? " zone matches" : " zones match") + "; showing "
+        + select.options[select.selectedIndex].text : "No zone matches “" + input.value + "”.";
+    }
+  }
+  function enhancePickers(root) {
+    root.querySelectorAll("input[data-zone-search]").forEach(function (input) { input.hidden = false; });
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.matches && event.target.matches("input[data-zone-search]")) { filterZones(event.target); }
   });
-  document.addEventListener("htmx:afterSwap", function (event) { localise(event.target.parentNode || document); });
+  document.addEventListener("keydown", function (event) {  // Enter in the search picks, it does not submit
+    if (event.key === "Enter" && event.target.matches && event.target.matches("input[data-zone-search]")) {
+      event.preventDefault();
+      var select = document.getElementById(event.target.dataset.zoneSearch);
+      if (select) { select.focus(); }
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    enhancePickers(document);
+    rememberZone();
+    window.setInterval(refresh, 20000);
+  });
+  document.addEventListener("htmx:afterSettle", function (event) { enhancePickers(event.target); refresh(); });
 })();
 (function () {
   "use strict";

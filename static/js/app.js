@@ -58,8 +58,14 @@
     }).then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
       if (!data || !data.changed) { return; }
       link.dataset.zone = data.timezone;
-      // This page was written in UTC; show it again in the zone just remembered (not over a message).
-      if (data.timezone !== "UTC" && !document.querySelector(".flash")) { window.location.reload(); }
+      // This page was written in UTC: show it again in the zone just remembered, keeping its messages.
+      if (data.timezone === "UTC") { return; }
+      var kept = [];
+      document.querySelectorAll("#flashes .flash").forEach(function (el) {
+        kept.push({cls: el.className, text: el.textContent});
+      });
+      try { window.sessionStorage.setItem("herald-flashes", JSON.stringify(kept)); } catch (e) { /* private mode */ }
+      window.location.reload();
     }).catch(function () {});
   }
   function words(text) { return text.toLowerCase().replace(/[_\/()]/g, " ").split(/\s+/).filter(Boolean); }
@@ -95,7 +101,18 @@
       if (select) { select.focus(); }
     }
   });
+  function restoreFlashes() {  // the messages of a page reloaded by rememberZone
+    var kept = null, box = document.getElementById("flashes");
+    try { kept = JSON.parse(window.sessionStorage.getItem("herald-flashes") || "null");
+      window.sessionStorage.removeItem("herald-flashes"); } catch (e) { return; }
+    if (!kept || !box || box.children.length) { return; }
+    kept.forEach(function (item) {
+      var div = document.createElement("div");
+      div.className = item.cls; div.textContent = item.text; box.appendChild(div);
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    restoreFlashes();
     enhancePickers(document);
     rememberZone();
     window.setInterval(refresh, 20000);

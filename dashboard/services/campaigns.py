@@ -17,9 +17,11 @@ from dashboard.models import (
     Recipient,
     Template,
     TemplateStatus,
+    TemplateVersion,
     utcnow,
 )
 from dashboard.services import audit
+from dashboard.services import templates as template_service
 from dashboard.services.actor import Actor
 
 TEMPLATE_CHANNEL = {Channel.IN_APP: "in_app", Channel.WEBHOOK: "in_app", Channel.EMAIL: "email"}
@@ -61,6 +63,40 @@ def _template(template_id, errors: list) -> Template | None:
     return template
 
 
+def pick_version(template: Template, number: int | None) -> TemplateVersion:
+    """The version a campaign uses: the one it picked (campaign.template_version), else the
+    newest approved one, else (nothing approved yet) the current draft."""
+    if number is not None:
+        found = next((v for v in template.versions if v.version == number), None)
+        if found is not None:
+            return found
+    return template_service.live_version(template) or template.current
+
+
+def send_version(campaign: Campaign) -> TemplateVersion:
+    """What this campaign sends (or sent: the pin is set at send)."""
+    return pick_version(campaign.template, campaign.template_version)
+
+
+def _version(template: Template, number, errors: list) -> int | None:
+    """A picked version must be an approved version of the template; None: the newest approved."""
+    if number is None:
+        return None
+    if isinstance(number, bool) or not isinstance(number, int):
+        errors.append({"field": "templateVersion", "message": "must be a version number (or null)"})
+        return None
+    found = next((v for v in template.versions if v.version == number), None)
+    if found is None:
+        errors.append({"field": "templateVersion", "message": f'template "{template.template_id}" has no '
+                                                              f"version {number}"})
+    elif found.approved_at is None:
+        errors.append({"field": "templateVersion", "message": f"version {number} is not approved; pick an "
+                                                              "approved version (or null for the newest one)"})
+    else:
+        return number
+    return None
+
+
 def validate_defaults(variables, schema: list[dict], errors: list, field: str = "variables",
                       starts_url: frozenset[str] = frozenset()) -> dict:
     """Variable values (campaign defaults or one recipient's): known keys, values fit for their
@@ -100,10 +136,15 @@ def validate(data: dict, current: Campaign | None = None) -> dict:
     elif len(name) > 200:
         errors.append({"field": "name", "message": "at most 200 characters"})
     template = _template(data.get("templateId", current.template.template_id if current else None), errors)
+    number, version = None, None
+    if template is not None:
+        kept = current.template_version if current is not None and current.template_pk == template.id else None
+        number = _version(template, data.get("templateVersion", kept), errors)
+        version = pick_version(template, number)
     channel = data.get("channel", current.channel if current else Channel.IN_APP)
     if channel not in list(Channel):
         errors.append({"field": "channel", "message": "must be in_app, email or webhook"})
-    elif template is not None and TEMPLATE_CHANNEL[Channel(channel)] not in template.current.channels:
+    elif version is not None and TEMPLATE_CHANNEL[Channel(channel)] not in version.channels:
         needed = "email" if channel == Channel.EMAIL else "in-app"
         errors.append({"field": "channel",
                        "message": f"the template has no {needed} content for the {channel} channel"})
@@ -114,19 +155,20 @@ def validate(data: dict, current: Campaign | None = None) -> dict:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
         errors.append({"field": "failureThreshold", "message": "must be a fraction between 0 (exclusive) and 1"})
     variables = {}
-    if template is not None:
+    if version is not None:
         variables = validate_defaults(data.get("variables", current.variables if current else {}),
-                                      template.current.variable_schema, errors,
-                                      starts_url=rendering.url_keys(template.current.channels))
+                                      version.variable_schema, errors,
+                                      starts_url=rendering.url_keys(version.channels))
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", errors)
-    return {"name": name, "template": template, "channel": channel, "delivery_mode": mode,
-            "failure_threshold": float(threshold), "variables": variables}
+    return {"name": name, "template": template, "template_version": number, "channel": channel,
+            "delivery_mode": mode, "failure_threshold": float(threshold), "variables": variables}
 
 
 def create(data: dict, actor: Actor) -> Campaign:
     clean = validate(data)
-    campaign = Campaign(name=clean["name"], template=clean["template"], channel=clean["channel"],
+    campaign = Campaign(name=clean["name"], template=clean["template"], template_version=clean["template_version"],
+                        channel=clean["channel"],
                         delivery_mode=clean["delivery_mode"], failure_threshold=clean["failure_threshold"],
                         variables=clean["variables"], status=CampaignStatus.DRAFT, created_by=actor.label)
     db.session.add(campaign)
@@ -140,6 +182,7 @@ def edit(campaign_id: int, data: dict, actor: Actor) -> Campaign:
     campaign = lock_draft(campaign_id)
     clean = validate(data, campaign)
     campaign.name, campaign.template = clean["name"], clean["template"]
+    campaign.template_version = clean["template_version"]
     campaign.channel, campaign.delivery_mode = clean["channel"], clean["delivery_mode"]
     campaign.failure_threshold, campaign.variables = clean["failure_threshold"], clean["variables"]
     audit.record(actor, "campaign.edited", "campaign", campaign.id)

@@ -98,14 +98,14 @@ def check_ready(campaign: Campaign) -> None:
     """Send-time checks: recipients, an approved template, every required variable resolvable."""
     if campaign.total == 0:
         raise ValidationError("The campaign has no recipients; add some before sending.")
-    template = campaign.template
-    if template.status != TemplateStatus.APPROVED:
+    template, version = campaign.template, campaign_service.send_version(campaign)
+    if template.status == TemplateStatus.ARCHIVED or version.approved_at is None:
         raise ValidationError(f"The template “{template.name}” is {template.status}; approve it before sending.")
     try:
         channel_settings.build(campaign.channel)
     except ChannelUnavailable as err:
         raise ValidationError(str(err)) from None
-    schema = template.current.variable_schema
+    schema = version.variable_schema
     unresolved = [v["key"] for v in schema if v.get("required")
                   and campaign.variables.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]
     if not unresolved:
@@ -134,7 +134,7 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
     if when is not None and campaign.status != S.DRAFT:
         raise LifecycleError(f"Campaign is {campaign.status}; unschedule it before choosing a new time.")
     check_ready(campaign)
-    pinned = {"template_version": campaign.template.version}
+    pinned = {"template_version": campaign_service.send_version(campaign).version}  # the picked or newest approved
     if when is None:
         campaign = transition(campaign_id, "send", actor, started_at=utcnow(), **pinned)
         db.session.commit()
@@ -148,7 +148,7 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
 
 
 def unschedule(campaign_id: int, actor: Actor) -> Campaign:
-    campaign = transition(campaign_id, "unschedule", actor, scheduled_at=None, template_version=None)
+    campaign = transition(campaign_id, "unschedule", actor, scheduled_at=None)  # the draft keeps its version
     db.session.commit()
     return campaign
 

@@ -25,6 +25,7 @@ URL_FIELDS = {"imageUrl", "actionUrl"}
 SINGLE_LINE = {"title", "subject", "imageUrl", "actionUrl"}
 MAX_VARIABLES = 50
 MAX_TEXT = 20_000
+MAX_SAMPLE = 2_000
 
 
 def slugify(name: str) -> str:
@@ -89,17 +90,28 @@ def _clean_schema(raw, errors: _Errors) -> list[dict]:
         required = var.get("required")
         if required is not None and not isinstance(required, bool):
             errors.add(f"{where}.required", "must be true or false")
+        sample = "" if var.get("sample") is None else var["sample"]
+        if not isinstance(sample, str) or len(sample) > MAX_SAMPLE:
+            errors.add(f"{where}.sample", f"the sample value must be text of at most {MAX_SAMPLE} characters")
+            sample = ""
+        elif sample and isinstance(var_type, str) and var_type in rendering.URL_TYPES \
+                and (problem := rendering.check_value(var_type, sample)):
+            errors.add(f"{where}.sample", f"the sample {problem}")
         clean = {"key": key, "type": var_type, "label": label.strip() if isinstance(label, str) else "",
                  "required": required is True}
         if default is not None:
             clean["defaultValue"] = default
+        if sample:
+            clean["sample"] = sample
         schema.append(clean)
     return schema
 
 
-def _clean_channels(raw, errors: _Errors) -> dict:
+def _clean_channels(raw, errors: _Errors, *, complete: bool = True) -> dict:
+    """complete=False (the editor's live check) leaves out "required"/"at least one channel"."""
     if not isinstance(raw, dict) or not raw:
-        errors.add("channels", "add content for at least one channel (in_app or email)")
+        if complete:
+            errors.add("channels", "add content for at least one channel (in_app or email)")
         return {}
     channels = {}
     for name, content in raw.items():
@@ -118,7 +130,7 @@ def _clean_channels(raw, errors: _Errors) -> dict:
                 continue
             if field in SINGLE_LINE:
                 value = value.strip()
-            if required and not value.strip():
+            if required and complete and not value.strip():
                 errors.add(f"channels.{name}.{field}", "is required for an enabled channel")
             if len(value) > MAX_TEXT:
                 errors.add(f"channels.{name}.{field}", f"at most {MAX_TEXT} characters")
@@ -142,10 +154,12 @@ def _check_placeholders(channels: dict, schema: list[dict], errors: _Errors) -> 
                                f'uses {{{{ {key} }}}}, which is not in the variable schema')
     starts_url = rendering.url_keys(channels)
     for i, var in enumerate(schema):
-        if var["key"] in starts_url and "defaultValue" in var \
-                and rendering.check_value(var["type"], var["defaultValue"], starts_url=True):
-            errors.add(f"variableSchema[{i}].defaultValue",
-                       f"must be an http(s) URL: {{{{ {var['key']} }}}} starts an image or action URL")
+        for attr in ("defaultValue", "sample"):
+            checked = attr == "sample" and var["type"] in rendering.URL_TYPES  # with its schema row
+            if var["key"] in starts_url and attr in var and not checked \
+                    and rendering.check_value(var["type"], var[attr], starts_url=True):
+                errors.add(f"variableSchema[{i}].{attr}",
+                           f"must be an http(s) URL: {{{{ {var['key']} }}}} starts an image or action URL")
 
 
 def validate(data: dict, current: dict | None = None) -> dict:
@@ -179,6 +193,39 @@ def validate(data: dict, current: dict | None = None) -> dict:
     errors.raise_if_any()
     return {"name": name, "category": category.strip(), "tags": [t.strip() for t in tags],
             "channels": channels, "variableSchema": schema}
+
+
+def content_problems(data: dict) -> list[dict]:
+    """The variable and content rules of `validate` for an unsaved editor state (the live
+    preview): undeclared placeholders, bad keys, URL rules; not the "still empty" ones."""
+    errors = _Errors()
+    schema = _clean_schema(data.get("variableSchema"), errors)
+    channels = _clean_channels(data.get("channels"), errors, complete=False)
+    _check_placeholders(channels, schema, errors)
+    return errors.items
+
+
+def live_version(template: Template) -> TemplateVersion | None:
+    """The newest approved version: what campaigns send unless they picked another one."""
+    if template.status == TemplateStatus.ARCHIVED:
+        return None
+    return next((v for v in reversed(template.versions) if v.approved_at is not None), None)
+
+
+def approved_versions(template: Template) -> list[TemplateVersion]:
+    """Approved versions, newest first (none for an archived template)."""
+    if template.status == TemplateStatus.ARCHIVED:
+        return []
+    return [v for v in reversed(template.versions) if v.approved_at is not None]
+
+
+def version_state(template: Template) -> dict:
+    """What the header says: the live (approved) version and the draft being edited, if any;
+    e.g. live v1 and draft v2 while an edit of an approved template awaits approval."""
+    current = template.current
+    draft = current if template.status == TemplateStatus.DRAFT else None
+    return {"live": live_version(template), "draft": draft,
+            "archived": template.status == TemplateStatus.ARCHIVED, "version": current.version}
 
 
 def get(template_id: str) -> Template:

@@ -15,6 +15,7 @@ from dashboard.extensions import db
 from dashboard.models import CampaignStatus, Recipient, RecipientStatus, Template, TemplateStatus
 from dashboard.services import campaigns as service
 from dashboard.services import recipients, uploads
+from dashboard.services import templates as template_service
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm, add_problems, parse_user_ids
 from dashboard.web.forms import ConfirmForm
 from dashboard.web.live import TIMEZONES, status_context
@@ -33,37 +34,65 @@ def index():
                            statuses=list(CampaignStatus))
 
 
+def _template_label(template: Template) -> str:
+    live = template_service.live_version(template)
+    if live is None:
+        return f"{template.name} (not approved yet)"
+    newer = " · newer draft" if template.status == TemplateStatus.DRAFT else ""
+    return f"{template.name} (v{live.version} live{newer})"
+
+
 def _template_choices(form: CampaignForm) -> None:
     rows = db.session.scalars(select(Template).where(Template.status != TemplateStatus.ARCHIVED)
                               .order_by(Template.name)).all()
-    form.template_id.choices = [SelectChoice(t.template_id, f"{t.name} (v{t.version}, {t.status})") for t in rows]
+    form.template_id.choices = [SelectChoice(t.template_id, _template_label(t)) for t in rows]
+    if request.method == "GET" and not form.template_id.data and rows:  # first load: a sendable template
+        sendable = [t for t in rows if template_service.live_version(t) is not None]
+        form.template_id.data = (sendable or rows)[0].template_id
 
 
-def _defaults_from_request(template_id: str | None) -> dict:
-    return {key[4:]: value for key, value in request.form.items() if key.startswith("var-") and value.strip()}
+def _defaults_from_request(template_id: str | None = None) -> dict:
+    return {key[4:]: value for key, value in request.values.items() if key.startswith("var-") and value.strip()}
 
 
-def _schema_for(template_id: str | None) -> list[dict]:
+def _version_number(raw) -> int | None:
+    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 9 else None
+
+
+def _version_context(template_id: str | None, picked: int | None) -> dict:
+    """The approved versions of the chosen template (newest first, the newest picked unless the
+    draft picked another) and the picked version's variables."""
     template = db.session.scalar(select(Template).where(Template.template_id == template_id)) if template_id else None
-    return template.current.variable_schema if template else []
+    if template is None:
+        return {"chosen_template": None, "versions": [], "picked": None, "schema": []}
+    approved = template_service.approved_versions(template)
+    if picked not in [v.version for v in approved]:
+        picked = None
+    version = service.pick_version(template, picked)
+    versions = [SelectChoice(v.version, f"v{v.version}" + (" — newest" if i == 0 else "")
+                             + f" · approved {v.approved_at:%d %b %Y}") for i, v in enumerate(approved)]
+    return {"chosen_template": template, "versions": versions, "schema": version.variable_schema,
+            "picked": version.version if version.approved_at else None}
 
 
 def _form_page(form: CampaignForm, campaign=None, defaults=None, status: int = 200):
-    schema = _schema_for(form.template_id.data)
-    return render_template("campaigns/form.html", form=form, campaign=campaign, schema=schema,
-                           defaults=defaults or {}), status
+    context = _version_context(form.template_id.data, _version_number(form.template_version.data))
+    return render_template("campaigns/form.html", form=form, campaign=campaign, defaults=defaults or {},
+                           **context), status
 
 
 def _payload(form: CampaignForm) -> dict:
     threshold = form.failure_threshold.data
-    return {"name": form.name.data or "", "templateId": form.template_id.data, "channel": form.channel.data,
+    return {"name": form.name.data or "", "templateId": form.template_id.data,
+            "templateVersion": _version_number(form.template_version.data), "channel": form.channel.data,
             "deliveryMode": form.delivery_mode.data,
             "failureThreshold": (threshold / 100) if threshold else 0.5,
             "variables": _defaults_from_request(form.template_id.data)}
 
 
 def _apply(form: CampaignForm, err: ValidationError) -> None:
-    fields = {"name": form.name, "templateId": form.template_id, "channel": form.channel,
+    fields = {"name": form.name, "templateId": form.template_id, "templateVersion": form.template_version,
+              "channel": form.channel,
               "deliveryMode": form.delivery_mode, "failureThreshold": form.failure_threshold}
     for detail in err.details:
         field = fields.get(detail.get("field"))
@@ -105,6 +134,7 @@ def edit(campaign_id: int):
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     if request.method == "GET":
         form = CampaignForm(data={"name": campaign.name, "template_id": campaign.template.template_id,
+                                  "template_version": str(campaign.template_version or ""),
                                   "channel": campaign.channel, "delivery_mode": campaign.delivery_mode,
                                   "failure_threshold": round(campaign.failure_threshold * 100)})
         _template_choices(form)
@@ -128,9 +158,11 @@ def edit(campaign_id: int):
 @bp.get("/_defaults")
 @roles(*WRITERS)
 def defaults_fields():
-    """HTMX: the default-value inputs for the chosen template's variables."""
-    return render_template("campaigns/_defaults.html", schema=_schema_for(request.args.get("template_id")),
-                           defaults={})
+    """HTMX: the version picker and the default-value inputs for the chosen template (or version);
+    values typed so far are kept."""
+    context = _version_context(request.args.get("template_id"), _version_number(request.args.get("template_version")))
+    return (render_template("campaigns/_version_pick.html", **context)
+            + render_template("campaigns/_defaults.html", defaults=_defaults_from_request(), oob=True, **context))
 
 
 def _recipients_context(campaign):

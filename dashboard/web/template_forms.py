@@ -47,7 +47,14 @@ CHANNEL_FIELDS = {
     "channels.email.html": "email_html", "name": "name", "templateId": "template_id",
     "category": "category", "tags": "tags",
 }
-VARIABLE_FIELDS = {"key": "key", "type": "type", "label": "label", "defaultValue": "default_value"}
+VARIABLE_FIELDS = {"key": "key", "type": "type", "label": "label", "defaultValue": "default_value",
+                   "sample": "sample"}
+FIELD_LABELS = {"channels.in_app.title": "In-app title", "channels.in_app.body": "In-app body",
+                "channels.in_app.imageUrl": "Image URL", "channels.in_app.actionUrl": "Action URL",
+                "channels.email.subject": "Email subject", "channels.email.text": "Email plain text",
+                "channels.email.html": "Email HTML"}
+VARIABLE_LABELS = {"key": "key", "type": "type", "label": "label", "defaultValue": "default",
+                   "sample": "sample value", "required": "required"}
 ROW_RE = re.compile(r"^variableSchema\[(\d+)\]\.(\w+)$")
 
 
@@ -69,7 +76,7 @@ def data_from_template(template: Template | None, version: TemplateVersion | Non
         "email_text": (email or {}).get("text", ""), "email_html": (email or {}).get("html", ""),
         "variables": [{"key": v["key"], "type": v["type"], "label": v.get("label", ""),
                        "required": v.get("required", False), "default_value": v.get("defaultValue", ""),
-                       "sample": ""} for v in version.variable_schema],
+                       "sample": v.get("sample", "")} for v in version.variable_schema],
     }
 
 
@@ -86,11 +93,13 @@ def payload_from_form(form: TemplateForm) -> tuple[dict, list[int]]:
     schema, rows = [], []
     for index, entry in enumerate(form.variables.entries):
         row = entry.form
-        filled = [(row.key.data or "").strip(), (row.label.data or "").strip(), (row.default_value.data or "").strip()]
+        filled = [(row.key.data or "").strip(), (row.label.data or "").strip(), (row.default_value.data or "").strip(),
+                  (row.sample.data or "").strip()]
         if not any(filled):
             continue
         schema.append({"key": (row.key.data or "").strip(), "type": row.type.data, "label": row.label.data or "",
-                       "required": bool(row.required.data), "defaultValue": row.default_value.data or None})
+                       "required": bool(row.required.data), "defaultValue": row.default_value.data or None,
+                       "sample": (row.sample.data or "").strip() or None})
         rows.append(index)
     tags = [tag for tag in (part.strip() for part in (form.tags.data or "").split(",")) if tag]
     payload = {"name": form.name.data or "", "category": form.category.data or "", "tags": tags,
@@ -100,9 +109,21 @@ def payload_from_form(form: TemplateForm) -> tuple[dict, list[int]]:
     return payload, rows
 
 
-def samples_from_form(form: TemplateForm) -> dict:
-    return {e.form.key.data.strip(): e.form.sample.data for e in form.variables.entries
-            if (e.form.key.data or "").strip() and e.form.sample.data}
+def problem_messages(problems: list[dict], payload: dict, rows: list[int]) -> list[str]:
+    """The service's live-check problems as sentences naming the field or variable row."""
+    schema = payload.get("variableSchema", [])
+    messages = []
+    for problem in problems:
+        path, message = problem.get("field", ""), problem["message"]
+        if path in FIELD_LABELS:
+            messages.append(f"{FIELD_LABELS[path]} {message}")
+        elif (match := ROW_RE.match(path)) and int(match.group(1)) < len(rows):
+            index, attr = int(match.group(1)), match.group(2)
+            key = schema[index].get("key") or f"row {rows[index] + 1}"
+            messages.append(f"Variable {key}, {VARIABLE_LABELS.get(attr, attr)}: {message}")
+        else:
+            messages.append(f"{path}: {message}" if path else message)
+    return messages
 
 
 def apply_errors(form: TemplateForm, err: ValidationError, rows: list[int]) -> None:

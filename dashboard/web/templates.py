@@ -15,7 +15,7 @@ from dashboard.web.template_forms import (
     apply_errors,
     data_from_template,
     payload_from_form,
-    samples_from_form,
+    problem_messages,
 )
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
@@ -30,28 +30,39 @@ def index():
     search = (request.args.get("q") or "").strip()
     page = queries.templates(status, search, limit=50, cursor=request.args.get("cursor"))
     return render_template("templates/index.html", page=page, status=status, search=search,
-                           statuses=list(TemplateStatus))
+                           statuses=list(TemplateStatus),
+                           states={t.id: service.version_state(t) for t in page.items})
 
 
-def preview_context(payload: dict, samples: dict) -> dict:
-    """Render the in-app and email content with sample values (or defaults, or [key])."""
+def preview_context(payload: dict, problems: list[str] | None = None) -> dict:
+    """Render the in-app and email content with sample values (or defaults, or [key]); a
+    placeholder the schema does not declare stays visible as {{ key }}, never dropped."""
     values = {}
+    for content in payload.get("channels", {}).values():
+        for text in content.values():
+            values.update({key: f"{{{{ {key} }}}}" for key in rendering.placeholders(text)})
     for var in payload.get("variableSchema", []):
         key = var.get("key")
         if key:
-            values[key] = samples.get(key) or var.get("defaultValue") or f"[{key}]"
+            values[key] = var.get("sample") or var.get("defaultValue") or f"[{key}]"
     rendered = {}
     for channel, content in payload.get("channels", {}).items():
         rendered[channel] = {field: rendering.render(text, values, html=(field == "html"))
                              for field, text in content.items()}
     image = rendered.get("in_app", {}).get("imageUrl", "")
-    return {"rendered": rendered, "image_ok": rendering.is_http_url(image) if image else False}
+    return {"rendered": rendered, "image_ok": rendering.is_http_url(image) if image else False,
+            "problems": problems or []}
+
+
+def _live_preview(form: TemplateForm) -> dict:
+    """The editor's preview, with the schema problems of the unsaved content (as you type)."""
+    payload, rows = payload_from_form(form)
+    return preview_context(payload, problem_messages(service.content_problems(payload), payload, rows))
 
 
 def _editor(form: TemplateForm, template=None, status: int = 200):
-    payload, _ = payload_from_form(form)
     return render_template("templates/edit.html", form=form, template=template,
-                           preview=preview_context(payload, samples_from_form(form))), status
+                           preview=_live_preview(form)), status
 
 
 def _schema_intent(form: TemplateForm) -> bool:
@@ -101,7 +112,8 @@ def show(template_id: str):
             abort(404)
     payload = {"channels": version.channels, "variableSchema": version.variable_schema}
     return render_template("templates/show.html", template=template, version=version,
-                           preview=preview_context(payload, {}), confirm=ConfirmForm())
+                           state=service.version_state(template), preview=preview_context(payload),
+                           confirm=ConfirmForm())
 
 
 @bp.route("/<template_id>/edit", methods=["GET", "POST"])
@@ -158,6 +170,4 @@ def schema_rows():
 @roles(*WRITERS)
 def preview():
     """HTMX: the live preview for the editor's current (unsaved) content."""
-    form = TemplateForm()
-    payload, _ = payload_from_form(form)
-    return render_template("templates/_preview.html", preview=preview_context(payload, samples_from_form(form)))
+    return render_template("templates/_preview.html", preview=_live_preview(TemplateForm()))

@@ -22,7 +22,6 @@ class CampaignForm(HeraldForm):
     name = StringField("Campaign name")
     template_id = SelectField("Template", choices=[])
     template_version = StringField("Version")  # an approved version number; drawn by campaigns/_version_pick.html
-    template_version = StringField("Version")  # an approved version number; drawn by campaigns/_version_pick.html
     channel = SelectField("Channel", choices=CHANNEL_CHOICES, default="in_app")
     delivery_mode = RadioField("Delivery", choices=MODE_CHOICES, default="batch")
     failure_threshold = IntegerField("Stop when failures exceed (%)", default=50,

@@ -246,12 +246,15 @@ def test_admin_channel_page_saves_hides_secret_and_sends_tests(client, logged_in
     stored = channel_settings.get("webhook").secrets["secret"]
     assert encryption.decrypt(stored) == SECRET  # an empty field kept the secret
     assert channel_settings.get("webhook").rate_limit == 120
+    response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": "user-42"})
+    assert f"Test delivered to {sink.url} (userId user-42)." in client.get(
+        response.headers["Location"].split("#")[0]).get_data(as_text=True)
+    assert sink.requests[-1]["json"]["userId"] == "user-42" and sink.requests[-1]["json"]["test"] is True
     response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": sink.url})
-    assert f"Test delivered to {sink.url}." in client.get(response.headers["Location"].split("#")[0]).get_data(
-        as_text=True)
-    assert sink.requests[-1]["json"]["userId"] == "herald-test"
+    assert "Test not sent: the userId" in client.get(response.headers["Location"].split("#")[0]).get_data(
+        as_text=True)  # a URL is not a userId: the test goes to the saved URL
     sink.default, sink.error_body = 400, b"<html>internal stack trace</html>"
-    response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": sink.url})
+    response = client.post("/admin/channels/webhook/test", data={"csrf_token": token, "target": "user-42"})
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
     assert "failed (permanent): HTTP 400 Bad Request" in page and "stack trace" not in page
     response = client.post("/admin/channels/email/test", data={"csrf_token": token, "target": "ops@example.com"})
@@ -260,6 +263,22 @@ def test_admin_channel_page_saves_hides_secret_and_sends_tests(client, logged_in
     assert smtp.messages[-1]["to"] == ["ops@example.com"]
     bad = client.post("/admin/channels/webhook", data={"csrf_token": token, "rateLimit": "fast", "url": "ftp://x"})
     assert "Not saved" in client.get(bad.headers["Location"].split("#")[0]).get_data(as_text=True)
+
+
+def test_channels_say_not_configured_until_they_are(app, client, logged_in, monkeypatch):
+    logged_in("admin")
+    monkeypatch.setitem(app.config, "SMTP_URL", "")
+    assert [c["configured"] for c in map(channel_settings.public, map(channel_settings.get, channel_settings.TYPES))] \
+        == [True, False, False]
+    assert channel_settings.public(channel_settings.get("email"))["missing"] == ["SMTP URL", "sender address"]
+    page = client.get("/admin/channels").get_data(as_text=True)
+    assert page.count(">not configured</span>") == 2 and "add the URL and signing secret below" in page
+    assert "Send a test email to" in page and 'placeholder="you@example.com"' in page
+    assert "Send a test webhook for userId" in page and 'placeholder="user-123"' in page
+    from tests.conftest import csrf_from
+    response = client.post("/admin/channels/webhook/test", data={"csrf_token": csrf_from(page), "target": "u-1"})
+    assert "not configured yet (missing: URL, signing secret)" in client.get(
+        response.headers["Location"].split("#")[0]).get_data(as_text=True)
 
 
 @pytest.mark.parametrize("role", ["marketer", "support"])

@@ -19,6 +19,7 @@ class Message:
     email: str | None
     content: dict[str, str]          # rendered fields: title/body/imageUrl/actionUrl or subject/text/html
     variables: dict = field(default_factory=dict)
+    test: bool = False               # a test send: labelled "[Test]", webhooks carry "test": true
 
 
 @dataclass

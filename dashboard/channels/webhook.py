@@ -107,6 +107,8 @@ class WebhookChannel:
                 "title": m.content.get("title", ""), "body": m.content.get("body", ""),
                 "imageUrl": m.content.get("imageUrl") or None, "actionUrl": m.content.get("actionUrl") or None,
                 "variables": m.variables}
+        if m.test:
+            body["test"] = True
         return json.dumps(body, separators=(",", ":"), default=str).encode()
 
     def headers(self, m: Message, body: bytes) -> dict[str, str]:

@@ -47,10 +47,23 @@ def public(config: ChannelConfig, new_secret: str | None = None) -> dict:
     if config.type == "email" and not secrets.get("smtpUrl") and current_app.config.get("SMTP_URL"):
         secrets["smtpUrl"] = "(from SMTP_URL)"
     data = {"type": config.type, "enabled": config.enabled, "rateLimit": config.rate_limit,
-            "settings": dict(config.settings or {}), "secretsSet": sorted(k for k, v in secrets.items() if v)}
+            "settings": dict(config.settings or {}), "secretsSet": sorted(k for k, v in secrets.items() if v),
+            "missing": missing(config)}
+    data["configured"] = not data["missing"]
     if new_secret:
         data["signingSecret"] = new_secret
     return data
+
+
+def missing(config: ChannelConfig) -> list[str]:
+    """What a channel still needs before it can send (empty: configured)."""
+    settings, secrets = config.settings or {}, config.secrets or {}
+    if config.type == "email":
+        need = [] if secrets.get("smtpUrl") or current_app.config.get("SMTP_URL") else ["SMTP URL"]
+        return need + ([] if settings.get("sender") else ["sender address"])
+    if config.type == "webhook":
+        return ([] if settings.get("url") else ["URL"]) + ([] if secrets.get("secret") else ["signing secret"])
+    return []
 
 
 def plaintext_secrets(config: ChannelConfig) -> list[str]:

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from dashboard.access import ADMINS, current_actor, roles
 from dashboard.channels import ChannelUnavailable, Message
 from dashboard.errors import ValidationError
+from dashboard.recipients_csv.validation import EMAIL_RE, user_id_problem
 from dashboard.services import channel_settings
 from dashboard.web.forms import ConfirmForm
 
@@ -73,19 +74,23 @@ def rotate_secret(kind: str):
 @bp.post("/<kind>/test")
 @roles(*ADMINS)
 def send_test(kind: str):
-    """Deliver one message to the address/URL typed in and show what happened."""
+    """One message through the saved settings: an email to the address typed in, or a webhook
+    for the userId typed in, posted to the configured URL; the page says what happened."""
     target = (request.form.get("target") or "").strip()
     try:
         if kind not in ("email", "webhook"):
             raise ValidationError("Test sends are for the email and webhook channels.")
-        if not target:
-            raise ValidationError("Type an address (email) or a URL (webhook) to send the test to.")
-        if kind == "webhook" and (problem := channel_settings.target_problem(target)):
-            raise ValidationError(f"the URL {problem}.")
-        channel = channel_settings.build(kind, override_target=target if kind == "webhook" else None)
-        content = ({"subject": "Herald test message", "text": "This is a test from Herald's channel settings."}
-                   if kind == "email" else {"title": "Herald test", "body": "This is a test from Herald."})
-        message = Message(recipient_id=0, campaign_id=0, user_id="herald-test", email=target, content=content)
+        if kind == "email" and not EMAIL_RE.match(target):
+            raise ValidationError("Type the email address to send the test to (e.g. you@example.com).")
+        if kind == "webhook" and (problem := user_id_problem(target) if target else "type a userId"):
+            raise ValidationError(f"the userId: {problem}.")
+        if missing := channel_settings.missing(channel_settings.get(kind)):
+            raise ValidationError(f"the {kind} channel is not configured yet (missing: {', '.join(missing)}).")
+        channel = channel_settings.build(kind)
+        content = ({"subject": "[Test] Herald test message", "text": "This is a test from Herald's channel settings."}
+                   if kind == "email" else {"title": "[Test] Herald test", "body": "This is a test from Herald."})
+        message = Message(recipient_id=0, campaign_id=0, user_id=target if kind == "webhook" else "herald-test",
+                          email=target if kind == "email" else None, content=content, test=True)
         try:
             result = channel.send_batch([message])[0]
         finally:
@@ -93,8 +98,9 @@ def send_test(kind: str):
     except (ValidationError, ChannelUnavailable) as err:
         flash(f"Test not sent: {getattr(err, 'message', str(err))}", "error")
     else:
+        where = target if kind == "email" else f"{channel_settings.get(kind).settings.get('url')} (userId {target})"
         if result.outcome == "sent":
-            flash(f"Test delivered to {target}.", "success")
+            flash(f"Test delivered to {where}.", "success")
         else:
-            flash(f"Test to {target} failed ({result.outcome}): {result.error}", "error")
+            flash(f"Test to {where} failed ({result.outcome}): {result.error}", "error")
     return redirect(url_for("channels.index") + f"#{kind}")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from dashboard import queries, rendering
 from dashboard.models import Campaign
+from dashboard.services.campaigns import send_version
 from dashboard.services.uploads import neutralise
 
 HEADER = ["userId", "email", "status", "attempts", "lastError", "sentAt"]
@@ -16,7 +17,7 @@ HEADER = ["userId", "email", "status", "attempts", "lastError", "sentAt"]
 def recipients_csv_stream(campaign: Campaign) -> Iterator[str]:
     """Everything the body needs from the campaign is read now, inside the request: the body is
     produced after the view returns, when lazy relations can no longer load."""
-    keys = [v["key"] for v in campaign.template.current.variable_schema]
+    keys = [v["key"] for v in send_version(campaign).variable_schema]
     return _lines(campaign.id, keys)
 
 

@@ -1,6 +1,7 @@
 """Templates and versions (issue 13): the live/draft state, campaigns picking an approved version
 and sending it, sample values saved with the template, the editor's live schema check."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -190,3 +191,24 @@ def test_pages_say_live_and_draft_and_the_campaign_form_offers_approved_versions
     assert (campaign.template_version, campaign.variables) == (1, {"offer": "9%"})
     edit = client.get(f"/campaigns/{campaign.id}/edit").get_data(as_text=True)
     assert '<option value="1" selected>' in edit and 'value="9%"' in edit
+
+
+def test_recipients_and_previews_use_the_picked_version():
+    two_versions(approve_v2=True)
+    c = campaigns.create({"name": "C", "templateId": "news", "templateVersion": 1}, ACTOR)
+    recipients.add_manual(c.id, ["u1"], {"u1": {"offer": "3%"}}, ACTOR)  # offer: v1 only
+    with pytest.raises(ValidationError):
+        recipients.add_manual(c.id, ["u2"], {"u2": {"offer": "1%", "city": "Oslo"}}, ACTOR)  # city: v2 only
+    row = recipients.preview_rows(fresh(c.id), [("u1", {"offer": "3%"})])[0]
+    assert "v1 there" in str(row)
+
+
+def test_review_offers_send_for_the_live_version_while_a_draft_waits(client, logged_in):
+    two_versions()
+    c = campaigns.create({"name": "C", "templateId": "news", "variables": {"offer": "5%"}}, ACTOR)
+    recipients.add_manual(c.id, ["u1"], None, ACTOR)
+    logged_in("marketer")
+    page = client.get(f"/campaigns/{c.id}").get_data(as_text=True)
+    assert "News · version 1 <span class=\"badge badge-ok\">approved</span>" in page
+    assert "The template must be approved before sending" not in page
+    assert re.search(r'<button type="submit" class="btn btn-primary"\s*>Send now</button>', page)

@@ -14,7 +14,7 @@ from dashboard.models import Campaign, Recipient, RecipientStatus, utcnow
 from dashboard.recipients_csv.validation import user_id_problem
 from dashboard.services import audit
 from dashboard.services.actor import Actor
-from dashboard.services.campaigns import lock_draft, validate_defaults
+from dashboard.services.campaigns import lock_draft, send_version, validate_defaults
 
 MAX_MANUAL = 10_000
 CHUNK = 5_000
@@ -121,8 +121,9 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor,
     if not isinstance(user_variables, dict):
         raise ValidationError("userVariables must be an object keyed by userId.")
     campaign = lock_draft(campaign_id)
-    schema = campaign.template.current.variable_schema
-    starts_url = rendering.url_keys(campaign.template.current.channels)
+    version = send_version(campaign)  # the version the campaign picked (or the newest approved)
+    schema = version.variable_schema
+    starts_url = rendering.url_keys(version.channels)
     errors: list[dict] = []
     for index, user_id in enumerate(user_ids):
         problem = user_id_problem(user_id.strip()) if isinstance(user_id, str) else "userId must be a string"
@@ -197,7 +198,7 @@ def clear(campaign_id: int, actor: Actor) -> int:
 
 def preview_rows(campaign: Campaign, rows: list[tuple[str, dict]]) -> list[dict]:
     """Render a few recipients as they would receive the campaign (plain text; pages escape it)."""
-    version = campaign.template.current
+    version = send_version(campaign)
     content_key = "email" if campaign.channel == "email" else "in_app"
     content = version.channels.get(content_key, {})
     sample = []

@@ -49,7 +49,7 @@ def validate_upload(campaign_id: int, stream) -> dict:
         raise LifecycleError(f"Campaign is {campaign.status}; only drafts can be changed.")
     try:
         table = read_csv(read_limited(stream))
-        version = campaign.template.current
+        version = campaigns.send_version(campaign)
         result = validate_rows(table, version.variable_schema, campaign.variables, rendering.url_keys(version.channels))
     except CsvError as err:
         if err.status == 413:

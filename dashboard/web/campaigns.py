@@ -194,6 +194,9 @@ def _show_page(campaign, status: int = 200, **overrides):
         context["timeline"] = _timeline(campaign)
     if campaign.is_draft and campaign.total:
         context["missing_vars"] = queries.missing_required(campaign)
+    version = service.send_version(campaign)  # the picked (or pinned) version, not the template's newest
+    context["send_version"] = version
+    context["version_sendable"] = bool(version.approved_at) and campaign.template.status != TemplateStatus.ARCHIVED
     context.update(overrides)
     context.setdefault("add_form", AddRecipientsForm())
     return render_template("campaigns/show.html", upload_form=UploadForm(), timezones=TIMEZONES, **context), status
@@ -289,7 +292,7 @@ def add_recipients(campaign_id: int):
                                        campaign_defaults=defaults)
     except (ValidationError, LifecycleError) as err:
         campaign = service.get(campaign_id)
-        problems = add_problems(err, lines, campaign.template.current.variable_schema)
+        problems = add_problems(err, lines, service.send_version(campaign).variable_schema)
         if request.headers.get("HX-Request"):
             return render_template("campaigns/_add_ids_form.html", campaign=campaign, add_form=form,
                                    add_problems=problems), 400

@@ -89,6 +89,7 @@ def test_manual_add_refuses_ids_without_a_required_value_then_sets_the_default(c
     response = client.post(f"/campaigns/{cid}/recipients", data={**data, "default-offer": "15% off"},
                            headers={"HX-Request": "true"})
     assert response.status_code == 204 and response.headers["HX-Redirect"].endswith(f"/campaigns/{cid}#recipients")
+    assert response.headers["HX-Refresh"] == "true"
     assert db.session.scalar(select(func.count()).select_from(Recipient)) == 2
     page = client.get(f"/campaigns/{cid}").get_data(as_text=True)
     assert "Added 2 recipients (campaign default set for offer)" in page and "15% off" in page

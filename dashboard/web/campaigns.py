@@ -306,7 +306,7 @@ def add_recipients(campaign_id: int):
     flash(f"{message}. Total: {result['total']:,}.", "success")
     target = url_for("campaigns.show", campaign_id=campaign_id) + "#recipients"
     if request.headers.get("HX-Request"):
-        return "", 204, {"HX-Redirect": target}
+        return "", 204, {"HX-Redirect": target, "HX-Refresh": "true"}  # same page: a hash change alone would not reload
     return redirect(target)
 
 

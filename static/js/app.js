@@ -197,7 +197,9 @@
     detail.isError = false;
     if (error === null) { detail.shouldSwap = true; return; }
     detail.shouldSwap = false;
-    show(regionFor(event.target), error.message, error.details);
+    // beforeSwap fires on the swap target; the region belongs to the element that made the request
+    show(regionFor((detail.requestConfig && detail.requestConfig.elt) || detail.elt || event.target),
+         error.message, error.details);
   });
   function offline(event) { show(regionFor(event.target), OFFLINE, []); }
   document.addEventListener("htmx:sendError", offline);

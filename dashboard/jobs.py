@@ -51,8 +51,8 @@ def in_app_context(func):
 # -- enqueueing ------------------------------------------------------------------------------
 
 def is_urgent(campaign: Campaign) -> bool:
-    """Realtime sends and one-call notifications go to the high-priority queue."""
-    return campaign.delivery_mode == DeliveryMode.REALTIME or campaign.kind == "notification"
+    """Realtime sends, one-call notifications and test sends go to the high-priority queue."""
+    return campaign.delivery_mode == DeliveryMode.REALTIME or campaign.kind in ("notification", "test")
 
 
 def _safely(what: str, enqueue) -> bool:

@@ -496,3 +496,28 @@ def missing_required(campaign: Campaign, examples: int = 5) -> MissingRequired |
         return None
     few = db.session.scalars(select(Recipient.user_id).where(*where).order_by(Recipient.id).limit(examples)).all()
     return MissingRequired(keys, count, list(few))
+
+
+@dataclass
+class TestSendOutcome:
+    campaign: Campaign          # the hidden test campaign
+    rows: list                  # (target, status, last_error) per target
+    to: list[str]
+
+    @property
+    def finished(self) -> bool:
+        return self.campaign.status not in ("draft", "scheduled", "sending")
+
+
+def latest_test(campaign_id: int) -> TestSendOutcome | None:
+    """The draft's most recent test send and each target's outcome (at most 10 rows)."""
+    event = db.session.scalar(select(AuditEvent).where(
+        AuditEvent.target_type == "campaign", AuditEvent.target_id == str(campaign_id),
+        AuditEvent.action == "campaign.test_sent").order_by(AuditEvent.id.desc()).limit(1))
+    test_id = (event.details or {}).get("testCampaignId") if event else None
+    test = db.session.get(Campaign, test_id) if isinstance(test_id, int) else None
+    if test is None:
+        return None
+    rows = db.session.execute(select(Recipient.user_id, Recipient.status, Recipient.last_error)
+                              .where(Recipient.campaign_id == test.id).order_by(Recipient.id).limit(20)).all()
+    return TestSendOutcome(test, rows, list((event.details or {}).get("to") or []))

@@ -10,7 +10,7 @@ from dashboard.errors import ValidationError
 from dashboard.exports import recipients_csv_stream
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from dashboard.services import campaigns as service
-from dashboard.services import lifecycle, recipients, uploads
+from dashboard.services import lifecycle, recipients, test_sends, uploads
 from dashboard.services.delivery import progress
 
 
@@ -123,6 +123,15 @@ def recipients_upload(campaign_id: int):
 def campaign_send(campaign_id: int):
     body = json_body(optional=True)
     return jsonify(campaign_json(lifecycle.send(campaign_id, body.get("scheduledAt"), current_actor()))), 202
+
+
+@bp.post("/campaigns/<int:campaign_id>/test")
+@roles(*WRITERS)
+def campaign_test(campaign_id: int):
+    """Send a draft to up to 10 userIds/emails now, marked as a test (never counted in the campaign)."""
+    test = test_sends.send(campaign_id, json_body().get("targets"), current_actor())
+    return jsonify({"campaignId": campaign_id, "testCampaignId": test.id, "status": test.status,
+                    "targets": test.total}), 202
 
 
 @bp.post("/campaigns/<int:campaign_id>/unschedule")

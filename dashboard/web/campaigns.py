@@ -14,7 +14,7 @@ from dashboard.exports import recipients_csv_stream
 from dashboard.extensions import db
 from dashboard.models import CampaignStatus, Recipient, RecipientStatus, Template, TemplateStatus
 from dashboard.services import campaigns as service
-from dashboard.services import recipients, uploads
+from dashboard.services import recipients, test_sends, uploads
 from dashboard.services import templates as template_service
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm, add_problems, parse_user_ids
 from dashboard.web.forms import ConfirmForm
@@ -189,6 +189,7 @@ def _show_page(campaign, status: int = 200, **overrides):
         context.update(_preview_context(campaign))
     if campaign.is_draft:
         context["estimate"] = queries.send_estimate(campaign)
+        context["test_outcome"] = queries.latest_test(campaign.id)
     if not campaign.is_draft:
         context["engagement"] = queries.engagement(campaign)
         context["timeline"] = _timeline(campaign)
@@ -372,3 +373,37 @@ def export(campaign_id: int):
     campaign = service.get(campaign_id)
     return _csv_response(stream_with_context(recipients_csv_stream(campaign)),
                          f"campaign-{campaign.id}-recipients.csv")
+
+
+def _test_send_page(campaign, status: int = 200, **extra):
+    outcome = queries.latest_test(campaign.id)
+    body = render_template("campaigns/_test_send.html", campaign=campaign, test=outcome, confirm=ConfirmForm(),
+                           **extra)
+    return body, 286 if status == 200 and outcome and outcome.finished and request.headers.get(
+        "HX-Trigger") == "test-send" else status
+
+
+@bp.post("/<int:campaign_id>/test")
+@roles(*WRITERS)
+def test_send(campaign_id: int):
+    """Send the draft to a few chosen userIds/emails now (HTMX: the test box; else back to the page)."""
+    typed = request.form.get("targets") or ""
+    targets = [t for t in typed.replace(",", "\n").splitlines() if t.strip()]
+    try:
+        test_sends.send(campaign_id, targets, current_actor())
+    except (ValidationError, LifecycleError) as err:
+        if request.headers.get("HX-Request"):
+            return _test_send_page(service.get(campaign_id), err.status, test_error=err.message, test_typed=typed)
+        flash(err.message, "error")
+    else:
+        if request.headers.get("HX-Request"):
+            return _test_send_page(service.get(campaign_id))
+        flash(f"Test sent to {len(targets)} recipient{'s' if len(targets) != 1 else ''}.", "success")
+    return redirect(url_for("campaigns.show", campaign_id=campaign_id) + "#test-send")
+
+
+@bp.get("/<int:campaign_id>/_test")
+@roles(*WRITERS)
+def test_send_status(campaign_id: int):
+    """HTMX: the test box with the latest test's outcome; 286 stops the poll once it has finished."""
+    return _test_send_page(service.get(campaign_id))

@@ -16,7 +16,7 @@ from dashboard.channels import ChannelUnavailable
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, TemplateVersion, utcnow
 from dashboard.ratelimit import TokenBucket
-from dashboard.services import channel_settings, lifecycle
+from dashboard.services import channel_settings, lifecycle, test_sends
 from dashboard.services.delivery import external, in_app, progress
 from dashboard.services.delivery.messages import describe
 from dashboard.services.delivery.slices import Slice, Work, backoff
@@ -50,8 +50,9 @@ def deliver(chunk_id: int) -> dict:
     throttled = campaign.delivery_mode == DeliveryMode.BATCH
     box = Slice(time.monotonic() + current_app.config["HERALD_SLICE_SECONDS"],
                 TokenBucket(campaign.channel, rate) if throttled else None)
+    content, test = dict(version.channels.get(channel.content_key, {})), campaign.kind == test_sends.KIND
     work = Work(chunk.id, chunk.lo, chunk.hi, campaign.id, urgent, version.variable_schema, dict(campaign.variables),
-                dict(version.channels.get(channel.content_key, {})), rate)
+                test_sends.labelled(content) if test else content, rate, test)
     outcome = (in_app if channel.transactional else external).run(work, channel, box)
     if outcome.state == "more":
         requeue(chunk_id, urgent, outcome.delay)

@@ -121,7 +121,7 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
     ready = [r[:4] for r, wait in zip(rows, later, strict=True) if wait == 0]
     deferred = [wait for wait in later if wait > 0]
     attempts = {r[0]: r[4] for r in rows}
-    messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, ready)
+    messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, ready, work.test)
     recorder = Recorder(work, token, lease_seconds, attempts)
     sent = failed = 0
     pending: int | None = None

@@ -58,7 +58,7 @@ def _step(work: Work, channel: Channel, lo: int, size: int) -> Step:
         .values(status=RecipientStatus.SENT, sent_at=now, updated_at=now, attempts=Recipient.attempts + 1)
         .returning(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email)
         .execution_options(synchronize_session=False)).all()
-    messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, claimed)
+    messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, claimed, work.test)
     failures += _write(channel, messages)
     failed = progress.mark_failed(failures, now, from_status=RecipientStatus.SENT, count_attempt=False)
     if upper >= work.hi:

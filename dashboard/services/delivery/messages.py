@@ -35,7 +35,7 @@ def _check(content: Mapping[str, str]) -> None:
 
 
 def build(campaign_id: int, schema: list[dict], defaults: Mapping, content: Mapping[str, str],
-          rows: Iterable[tuple]) -> tuple[list[Message], list[tuple[int, str]]]:
+          rows: Iterable[tuple], test: bool = False) -> tuple[list[Message], list[tuple[int, str]]]:
     """rows are (recipient id, userId, variables, email) -> (messages, [(recipient id, reason)])."""
     messages: list[Message] = []
     failures: list[tuple[int, str]] = []
@@ -45,7 +45,7 @@ def build(campaign_id: int, schema: list[dict], defaults: Mapping, content: Mapp
             rendered = {field: rendering.render(text, values, html=(field == "html"), single_line=field in SINGLE_LINE)
                         for field, text in content.items()}
             _check(rendered)
-            messages.append(Message(rid, campaign_id, user_id, email, rendered, values))
+            messages.append(Message(rid, campaign_id, user_id, email, rendered, values, test))
         except Exception as err:  # one recipient's bad data must never stop the others
             failures.append((rid, describe(err)))
     return messages, failures

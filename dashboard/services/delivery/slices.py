@@ -55,6 +55,7 @@ class Work:
     defaults: dict
     content: dict
     rate: float
+    test: bool = False  # a draft's test send: "[Test]" labels, webhooks carry "test": true
 
 
 @dataclass

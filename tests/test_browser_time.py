@@ -22,7 +22,8 @@ def _viewer(browser, live_server, email, zone):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id=zone)
     page = context.new_page()
     _sign_in(page, live_server, email)
-    expect(page.locator("a.who-zone")).to_have_text(re.compile("Times in: " + zone.rsplit("/", 1)[-1].replace("_", " ")))
+    city = zone.rsplit("/", 1)[-1].replace("_", " ")
+    expect(page.locator("a.who-zone")).to_have_text(re.compile("Times in: " + city))
     return context, page
 
 

@@ -56,7 +56,8 @@ def test_when_shows_the_picked_zone_the_viewers_and_utc_on_hover(app):
     with app.test_request_context():
         g.viewer_zone = "Europe/Oslo"
         p = timefmt.parts(moment, "America/New_York", now)
-        assert (p["main"], p["relative"], p["yours"]) == ("Thu 26 Nov 19:54 New York", "in 2 min", "Fri 01:54 your time")
+        assert (p["main"], p["relative"], p["yours"]) == ("Thu 26 Nov 19:54 New York", "in 2 min",
+                                                          "Fri 01:54 your time")
         g.viewer_zone = "America/Toronto"  # same offset as New York: no second clock
         assert timefmt.parts(moment, "America/New_York", now)["yours"] == ""
         g.viewer_zone = "Asia/Tokyo"

@@ -17,7 +17,7 @@ def test_support_searches_user_and_sees_campaign_statuses(page, live_server, mak
     recipients.add_manual(sent.id, ["customer-7", "customer-8"], None, ACTOR)
     lifecycle.send(sent.id, None, ACTOR)
     drain()
-    draft = campaigns.create({"name": "Next week's promo", "templateId": "promo"}, ACTOR)
+    draft = campaigns.create({"name": "Next week's promo", "templateId": "promo", "variables": {"offer": "y"}}, ACTOR)
     recipients.add_manual(draft.id, ["customer-7"], None, ACTOR)
 
     support = make_account("support")

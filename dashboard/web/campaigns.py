@@ -16,6 +16,7 @@ from dashboard.models import CampaignStatus, Recipient, RecipientStatus, Templat
 from dashboard.services import campaigns as service
 from dashboard.services import recipients, test_sends, uploads
 from dashboard.services import templates as template_service
+from dashboard.web import timefmt
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm, add_problems, parse_user_ids
 from dashboard.web.forms import ConfirmForm
 from dashboard.web.live import TIMEZONES, status_context
@@ -70,7 +71,7 @@ def _version_context(template_id: str | None, picked: int | None) -> dict:
         picked = None
     version = service.pick_version(template, picked)
     versions = [SelectChoice(v.version, f"v{v.version}" + (" — newest" if i == 0 else "")
-                             + f" · approved {v.approved_at:%d %b %Y}") for i, v in enumerate(approved)]
+                             + f" · approved {timefmt.relative(v.approved_at)}") for i, v in enumerate(approved)]
     return {"chosen_template": template, "versions": versions, "schema": version.variable_schema,
             "picked": version.version if version.approved_at else None}
 

@@ -16,6 +16,7 @@ from dashboard.extensions import db
 from dashboard.inputs import MAX_BIG_ID, MAX_ID
 from dashboard.models import Account, ApiKey, AuditEvent, Campaign, Recipient, Template, TemplateVersion, User
 from dashboard.services import channel_settings
+from dashboard.services.campaigns import send_version
 
 MAX_LIMIT = 100
 
@@ -155,7 +156,7 @@ def campaign_schema(campaign: Campaign) -> list[dict]:
             TemplateVersion.template_pk == campaign.template_pk, TemplateVersion.version == campaign.template_version))
         if schema is not None:
             return schema
-    return campaign.template.current.variable_schema
+    return send_version(campaign).variable_schema  # the picked version, else the newest approved
 
 
 def _cells(columns: list[dict], defaults: dict, variables) -> list[tuple[str, str]]:
@@ -484,7 +485,7 @@ class MissingRequired:
 def missing_required(campaign: Campaign, examples: int = 5) -> MissingRequired | None:
     """Recipients left without a value for a required variable (send refuses them), before anyone presses Send."""
     defaults = campaign.variables or {}
-    keys = [v["key"] for v in campaign.template.current.variable_schema if v.get("required")
+    keys = [v["key"] for v in send_version(campaign).variable_schema if v.get("required")
             and defaults.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]
     if not keys or not campaign.total:
         return None

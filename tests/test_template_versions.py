@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from dashboard import queries
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
-from dashboard.models import Campaign, Notification, utcnow
+from dashboard.models import Campaign, Notification, Recipient, utcnow
 from dashboard.services import campaigns, lifecycle, recipients, templates
 from dashboard.services.actor import Actor
 from tests.conftest import csrf_from
@@ -212,3 +213,15 @@ def test_review_offers_send_for_the_live_version_while_a_draft_waits(client, log
     assert "News · version 1 <span class=\"badge badge-ok\">approved</span>" in page
     assert "The template must be approved before sending" not in page
     assert re.search(r'<button type="submit" class="btn btn-primary"\s*>Send now</button>', page)
+
+
+def test_review_checks_required_variables_of_the_version_it_sends():
+    two_versions()  # offer is required in the live v1, gone from the v2 draft
+    c = campaigns.create({"name": "C", "templateId": "news"}, ACTOR)
+    recipients.add_manual(c.id, ["u1"], {"u1": {"offer": "1%"}}, ACTOR)
+    db.session.execute(Campaign.__table__.update().values(variables={}))  # nothing else gives offer
+    db.session.execute(Recipient.__table__.update().values(variables={}))
+    db.session.commit()
+    missing = queries.missing_required(fresh(c.id))
+    assert missing is not None and missing.count == 1
+    assert [v["key"] for v in queries.campaign_schema(fresh(c.id))] == ["firstName", "offer", "store"]

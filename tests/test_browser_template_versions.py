@@ -77,7 +77,7 @@ def test_new_campaign_picks_an_approved_version_with_its_variables(page, live_se
 
     page.goto(f"{live_server}/campaigns/new")
     expect(page.get_by_label("Template", exact=True)).to_have_value("spring-sale")
-    version = page.get_by_label("Template version")
+    version = page.get_by_label("Version", exact=True)
     expect(version.locator("option")).to_have_count(1)  # v2 is a draft: not offered
     expect(version.locator("option")).to_contain_text("v1 — newest · approved just now")
     for label in ("First name", "Discount", "Store"):  # first load, no change event needed

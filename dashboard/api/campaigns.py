@@ -41,7 +41,7 @@ def recipient_json(r: Recipient) -> dict:
 @roles(*ALL_ROLES)
 def campaign_list():
     page = queries.campaigns(query.choice("status", CampaignStatus), request.args.get("q"),
-                             limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
+                             limit=query.limit(), cursor=request.args.get("cursor"))
     return jsonify({"items": [campaign_json(c) for c in page.items], "nextCursor": page.next_cursor})
 
 
@@ -84,7 +84,7 @@ def recipients_add(campaign_id: int):
 def recipients_list(campaign_id: int):
     service.get(campaign_id)
     page = queries.recipients(campaign_id, query.choice("status", RecipientStatus), request.args.get("userId"),
-                              limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
+                              limit=query.limit(), cursor=request.args.get("cursor"))
     return jsonify({"items": [recipient_json(r) for r in page.items], "nextCursor": page.next_cursor})
 
 

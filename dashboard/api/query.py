@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from flask import request
 
+from dashboard import queries
 from dashboard.errors import ValidationError
 
 FLAGS = {"true": True, "false": False}
@@ -33,3 +34,11 @@ def flag(name: str) -> bool:
     if value.lower() not in FLAGS:
         raise _invalid(name, "must be true or false")
     return FLAGS[value.lower()]
+
+
+def limit(default: int = 50) -> int:
+    """Page size: 1-100 (absent: the default; present but empty is not a number)."""
+    raw = request.args.get("limit")
+    if raw == "":
+        raise _invalid("limit", f"must be a number between 1 and {queries.MAX_LIMIT}")
+    return queries.parse_limit(raw, default=default)

@@ -36,7 +36,7 @@ def template_create():
 @roles(*ALL_ROLES)
 def template_list():
     page = queries.templates(query.choice("status", TemplateStatus), request.args.get("q"),
-                             limit=queries.parse_limit(request.args.get("limit")), cursor=request.args.get("cursor"))
+                             limit=query.limit(), cursor=request.args.get("cursor"))
     return jsonify({"items": [template_json(t) for t in page.items], "nextCursor": page.next_cursor})
 
 

@@ -83,7 +83,7 @@ def notification_send():
 @bp.get("/users/<user_id>/notifications")
 @roles(*ALL_ROLES)
 def feed(user_id: str):
-    limit = queries.parse_limit(request.args.get("limit"), default=20)
+    limit = query.limit(default=20)
     unread_only = query.flag("unreadOnly")
     items, next_id, unread = notifications.feed(_user_id(user_id), unread_only=unread_only, limit=limit,
                                                 cursor_id=queries.decode_cursor(request.args.get("cursor")))

@@ -499,6 +499,52 @@ def missing_required(campaign: Campaign, examples: int = 5) -> MissingRequired |
     return MissingRequired(keys, count, list(few))
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A campaign's badge: what happened, in words, and its tone (a status-* CSS class)."""
+    label: str
+    tone: str
+
+
+def outcome(campaign: Campaign) -> Outcome:
+    """"sent", "sent · 200 failed" (amber), "failed", "cancelled · 8,000 sent"; else the status."""
+    status, sent, failed = campaign.status, campaign.sent, campaign.failed
+    if status == "sent" and failed:
+        return Outcome(f"sent · {failed:,} failed", "status-sent-partial")
+    if status == "cancelled" and sent:
+        return Outcome(f"cancelled · {sent:,} sent", "status-cancelled")
+    return Outcome(status, f"status-{status}")
+
+
+def state_flash(campaign: Campaign) -> tuple[str, str]:
+    """(category, message): a flash saying what a campaign is doing now, for a page that watched
+    it change state (the flash shown when it was sent would no longer be true)."""
+    c = campaign
+    if c.status == "sending":
+        return "success", f"Sending to {c.total:,} recipients."
+    if c.status == "sent":
+        if c.failed:
+            return "warning", f"Finished: {c.sent:,} sent, {c.failed:,} failed."
+        return "success", f"Finished: sent to all {c.sent:,} recipients."
+    if c.status == "failed":
+        reason = (c.failure_reason or "too many deliveries failed").rstrip(".")
+        return "error", f"The send stopped: {reason}."
+    if c.status == "cancelled":
+        return "info", f"Cancelled: {c.sent:,} sent, {c.skipped:,} skipped."
+    return "info", f"The campaign is {c.status}."
+
+
+def retried_in(campaign: Campaign) -> Campaign | None:
+    """The newest draft made from this campaign's failed recipients, if any."""
+    return db.session.scalar(select(Campaign).where(Campaign.retry_of_id == campaign.id)
+                             .order_by(Campaign.id.desc()).limit(1))
+
+
+def retry_of(campaign: Campaign) -> Campaign | None:
+    """The campaign whose failed recipients this one was copied from."""
+    return db.session.get(Campaign, campaign.retry_of_id) if campaign.retry_of_id else None
+
+
 @dataclass
 class TestSendOutcome:
     campaign: Campaign          # the hidden test campaign

@@ -220,7 +220,8 @@ def _close_chunks(campaign_id: int) -> None:
 def _copy(campaign: Campaign, actor: Actor, name: str, only_failed: bool) -> Campaign:
     new = Campaign(name=name[:200], template_pk=campaign.template_pk, channel=campaign.channel,
                    delivery_mode=campaign.delivery_mode, variables=dict(campaign.variables),
-                   failure_threshold=campaign.failure_threshold, status=S.DRAFT, created_by=actor.label)
+                   failure_threshold=campaign.failure_threshold, status=S.DRAFT, created_by=actor.label,
+                   retry_of_id=campaign.id if only_failed else None)
     db.session.add(new)
     db.session.flush()
     columns = select(literal(new.id), Recipient.user_id, Recipient.variables, Recipient.email,

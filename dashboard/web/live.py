@@ -16,17 +16,24 @@ from dashboard.services import lifecycle
 from dashboard.services.delivery import progress
 from dashboard.web import timefmt
 from dashboard.web.forms import ConfirmForm
+from dashboard.web.progress_view import FINAL, bar_label, facts, segments
 
 bp = Blueprint("live", __name__, url_prefix="/campaigns")
 LIVE = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
 TIMEZONES = timefmt.canonical_zones()
 
 
+bp.add_app_template_global(queries.outcome, "campaign_outcome")  # the one badge: _status_badge.html
+
+
 def status_context(campaign: Campaign) -> dict:
-    rate, eta = progress.rate_and_eta(campaign)
+    rate = progress.live_rate(campaign)
     failures = queries.recent_failures(campaign) if campaign.failed else []
-    done = campaign.sent + campaign.failed + campaign.skipped
-    return {"campaign": campaign, "rate": rate, "eta": eta, "failures": failures, "done": done,
+    final = campaign.status in FINAL
+    return {"campaign": campaign, "rate": rate, "facts": facts(campaign, rate),
+            "segments": segments(campaign), "bar_label": bar_label(campaign),
+            "retried_in": queries.retried_in(campaign) if final and campaign.failed else None,
+            "retry_of": queries.retry_of(campaign), "failures": failures,
             "live": campaign.status in LIVE, "confirm": ConfirmForm(),
             "picked_zone": queries.schedule_zone(campaign) if campaign.status == CampaignStatus.SCHEDULED else None}
 
@@ -34,9 +41,14 @@ def status_context(campaign: Campaign) -> dict:
 @bp.get("/<int:campaign_id>/_status")
 @roles(*ALL_ROLES)
 def status(campaign_id: int):
-    """HTMX poll target: one primary-key read; answers 286 (stop polling) once final."""
+    """HTMX poll target: one primary-key read; answers 286 (stop polling) once final. The poll
+    says which status the page shows (?shown=); when that changed, the page's flashes are
+    replaced by one that says what is happening now."""
     campaign = campaign_service.get(campaign_id)
-    html = render_template("campaigns/_status.html", **status_context(campaign))
+    shown = request.args.get("shown")
+    changed = bool(request.headers.get("HX-Request")) and shown is not None and shown != campaign.status
+    html = render_template("campaigns/_status.html", **status_context(campaign),
+                           state_flash=queries.state_flash(campaign) if changed else None)
     if not request.headers.get("HX-Request"):
         return html
     if campaign.status in LIVE:

@@ -5,9 +5,11 @@ pending + sent + failed + skipped == total and none is negative at every moment.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -18,7 +20,8 @@ from dashboard.extensions import db, get_redis
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 
 log = logging.getLogger(__name__)
-RATE_WINDOW = 10
+RATE_WINDOW = 10  # seconds: the rate is averaged over at most this many
+STALL_SECONDS = 5  # no send for this long: show the last known rate as stalled
 T = TypeVar("T")
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 
@@ -111,19 +114,49 @@ def record_rate(campaign_id: int, n: int) -> None:
         log.warning("could not record the send rate: %s", err)
 
 
-def rate_and_eta(campaign: Campaign) -> tuple[float, int | None]:
-    """Messages per second over the last ~10 s (from per-second buckets in Redis) and the ETA."""
+@dataclass(frozen=True)
+class Rate:
+    """The live send rate: messages per second over the seconds that had sends, and the ETA."""
+    per_second: float = 0.0
+    eta: int | None = None
+    stalled: bool = False  # nothing sent for STALL_SECONDS: per_second is the last known rate
+    idle_seconds: int = 0  # seconds since the last recorded send (when stalled)
+
+
+def measure(buckets: dict[int, int], now: float, pending: int) -> Rate:
+    """Rate over a sliding window: the last RATE_WINDOW seconds, or the time since the first
+    send if shorter, ending now — or, when nothing was sent for STALL_SECONDS, ending at the
+    last send (that last known rate, marked stalled). Counted buckets cover whole seconds from
+    floor(window start) to now, so the divisor is exactly the span they cover."""
+    sent = {k: n for k, n in buckets.items() if n > 0 and k <= now}
+    if not sent:
+        return Rate()
+    last = max(sent)
+    idle = now - (last + 1)
+    stalled = idle > STALL_SECONDS
+    end = last + 1 if stalled else now
+    lo = math.floor(max(end - RATE_WINDOW, min(sent)))
+    total = sum(n for k, n in sent.items() if lo <= k < end)
+    rate = total / max(end - lo, 1.0)
+    eta = math.ceil(pending / rate) if rate > 0 and not stalled else None
+    return Rate(round(rate, 1), eta, stalled, max(int(idle), 0) if stalled else 0)
+
+
+def live_rate(campaign: Campaign) -> Rate:
+    """The rate and ETA of a sending campaign from its per-second buckets in Redis."""
     if campaign.status != CampaignStatus.SENDING:
-        return 0.0, None
+        return Rate()
     try:
-        buckets = get_redis().hgetall(f"herald:rate:{campaign.id}")
+        raw = get_redis().hgetall(f"herald:rate:{campaign.id}")
     except Exception:  # progress display must not break when Redis blips
-        return 0.0, None
-    now = int(time.time())
-    recent = sum(int(v) for k, v in buckets.items() if now - RATE_WINDOW < int(k) <= now)
-    rate = recent / RATE_WINDOW
-    eta = int(campaign.pending / rate) if rate > 0 else None
-    return round(rate, 1), eta
+        return Rate()
+    return measure({int(k): int(v) for k, v in raw.items()}, time.time(), campaign.pending)
+
+
+def rate_and_eta(campaign: Campaign) -> tuple[float, int | None]:
+    """(messages per second, seconds left) for the API; see measure()."""
+    rate = live_rate(campaign)
+    return rate.per_second, rate.eta
 
 
 def fail_range(campaign_id: int, lo: int, hi: int, reason: str, now: datetime) -> int:

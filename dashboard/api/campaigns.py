@@ -27,7 +27,7 @@ def campaign_json(c: Campaign) -> dict:
         "scheduledAt": _iso(c.scheduled_at), "startedAt": _iso(c.started_at), "completedAt": _iso(c.completed_at),
         "createdAt": _iso(c.created_at), "updatedAt": _iso(c.updated_at),
         "counts": {"total": c.total, "pending": c.pending, "sent": c.sent, "failed": c.failed, "skipped": c.skipped},
-        "rate": rate, "etaSeconds": eta, "failureReason": c.failure_reason,
+        "rate": rate, "etaSeconds": eta, "failureReason": c.failure_reason, "retryOfId": c.retry_of_id,
     }
 
 

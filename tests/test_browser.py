@@ -59,16 +59,12 @@ def test_admin_creates_account_and_revokes_key_with_confirmation(page, live_serv
     assert key.startswith("hrld_")
     page.screenshot(path=str(SHOTS / "admin-api-keys.png"), full_page=True)
 
-    dialogs = []
-
-    def answer(dialog):
-        dialogs.append(dialog.message)
-        dialog.accept() if len(dialogs) > 1 else dialog.dismiss()
-
-    page.on("dialog", answer)
+    confirm = page.get_by_role("dialog")
     page.get_by_role("button", name="Revoke").click()  # first time: dismissed
-    assert dialogs and "Revoke key" in dialogs[0]
+    confirm.get_by_text("Revoke key").wait_for()
+    confirm.get_by_role("button", name="Go back").click()
     assert page.locator(".badge", has_text="revoked").count() == 0
-    page.get_by_role("button", name="Revoke").click()  # second time: accepted
+    page.get_by_role("button", name="Revoke").click()  # second time: confirmed
+    confirm.get_by_role("button", name="Revoke").click()
     page.wait_for_selector("text=revoked; requests using it now get 401")
     assert page.locator(".badge", has_text="revoked").count() == 1

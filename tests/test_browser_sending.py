@@ -53,8 +53,8 @@ def test_send_now_and_watch_it_finish_without_reload(page, live_server, make_acc
     expect(page.get_by_text("Imported 1,500 recipients")).to_be_visible()
 
     page.evaluate("window.__noReload = 'still here'")
-    page.once("dialog", lambda d: d.accept())
     page.locator("#review").get_by_role("button", name="Send now").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send now").click()  # the confirmation
     expect(page.get_by_test_id("status-badge")).to_have_text("sending", timeout=10_000)
     page.evaluate("window.__noReload = 'still here'")  # the click itself navigated (POST/redirect)
     expect(page.get_by_test_id("status-badge")).to_have_text("sent", timeout=60_000)

@@ -42,8 +42,8 @@ def test_marketer_builds_template_with_live_preview_and_approves(page, live_serv
 
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_selector("text=saved as a draft (version 1)")
-    page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Approve").click()
+    page.get_by_role("dialog").get_by_role("button", name="Approve").click()  # the confirmation
     page.wait_for_selector("text=Template approved (version 1).")
     page.screenshot(path=str(SHOTS / "template-show.png"), full_page=True)
     db.session.expire_all()

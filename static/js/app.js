@@ -1,14 +1,104 @@
 // Small progressive enhancements; the pages work without this file.
 (function () {
   "use strict";
-  // Ask before destructive actions: <form data-confirm="..."> (plain and HTMX forms).
+  // ---- Confirmation dialog (issue 13, accessibility) ----------------------------------------
+  // Ask before destructive actions: <form data-confirm="..."> (plain and HTMX forms) opens a modal
+  // <dialog> with that text: focus moves in (to the safe choice) and stays in, Escape or "Go back"
+  // cancels, focus returns to the button that asked; confirming submits the form as clicked.
+  var dialog = null, pending = null;
+  function buildDialog() {
+    dialog = document.createElement("dialog");
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-title");
+    dialog.setAttribute("aria-describedby", "confirm-message");
+    var title = document.createElement("h2"), message = document.createElement("p");
+    var row = document.createElement("div"), back = document.createElement("button"), ok = document.createElement("button");
+    title.id = "confirm-title";
+    message.id = "confirm-message";
+    row.className = "button-row";
+    back.type = ok.type = "button";
+    back.className = "btn";
+    back.textContent = "Go back";
+    back.dataset.confirmBack = "";
+    ok.dataset.confirmOk = "";
+    back.addEventListener("click", function () { dialog.close(""); });
+    ok.addEventListener("click", function () { dialog.close("confirm"); });
+    row.append(back, ok);
+    dialog.append(title, message, row);
+    dialog.addEventListener("keydown", function (event) {  // keep Tab inside the dialog
+      if (event.key !== "Tab") { return; }
+      if (event.shiftKey && document.activeElement === back) { event.preventDefault(); ok.focus(); }
+      else if (!event.shiftKey && document.activeElement === ok) { event.preventDefault(); back.focus(); }
+    });
+    dialog.addEventListener("close", function () {
+      var asked = pending;
+      pending = null;
+      if (!asked) { return; }
+      var returnTo = asked.submitter && asked.submitter.isConnected ? asked.submitter
+        : asked.form.querySelector("button, [type=submit]");
+      if (returnTo) { returnTo.focus(); }
+      if (dialog.returnValue !== "confirm") { return; }
+      asked.form.dataset.confirmed = "1";
+      if (asked.submitter && asked.submitter.form === asked.form) { asked.form.requestSubmit(asked.submitter); }
+      else { asked.form.requestSubmit(); }
+    });
+    document.body.appendChild(dialog);
+  }
+  function ask(form, submitter) {
+    if (!dialog) { buildDialog(); }
+    var label = submitter ? (submitter.textContent || submitter.value || "").trim() : "";
+    var ok = dialog.querySelector("[data-confirm-ok]");
+    dialog.querySelector("#confirm-title").textContent = label ? label + "?" : "Are you sure?";
+    dialog.querySelector("#confirm-message").textContent = form.dataset.confirm;
+    ok.textContent = label || "Confirm";
+    ok.className = submitter && submitter.classList.contains("btn-danger") ? "btn btn-danger-solid" : "btn btn-primary";
+    pending = {form: form, submitter: submitter};
+    dialog.returnValue = "";
+    dialog.showModal();
+    dialog.querySelector("[data-confirm-back]").focus();
+  }
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
-      event.preventDefault();
-      event.stopImmediatePropagation();
-    }
+    if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) { return; }
+    if (form.dataset.confirmed) { delete form.dataset.confirmed; return; }  // the user said yes
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    if (typeof HTMLDialogElement === "function" && form.requestSubmit) { ask(form, event.submitter || null); }
+    else if (window.confirm(form.dataset.confirm)) { form.dataset.confirmed = "1"; form.submit(); }
   }, true);
+  // ---- Tables become stacked cards on a phone (issue 13): name each cell by its column --------
+  function stackTables(root) {
+    if (!root || !root.querySelectorAll) { return; }
+    root.querySelectorAll("table:not([data-no-stack])").forEach(function (table) {
+      var head = table.tHead;
+      if (!head || !head.rows.length) { return; }
+      var labels = Array.prototype.map.call(head.rows[0].cells, function (cell) {
+        return cell.textContent.replace(/\s+/g, " ").trim();
+      });
+      table.setAttribute("role", "table");  // keep table semantics when CSS stacks the cells
+      head.setAttribute("role", "rowgroup");
+      Array.prototype.forEach.call(head.rows[0].cells, function (cell) { cell.setAttribute("role", "columnheader"); });
+      head.rows[0].setAttribute("role", "row");
+      Array.prototype.forEach.call(table.tBodies, function (body) {
+        body.setAttribute("role", "rowgroup");
+        Array.prototype.forEach.call(body.rows, function (row) {
+          var column = 0;
+          row.setAttribute("role", "row");
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            if (!cell.hasAttribute("data-label")) { cell.setAttribute("data-label", labels[column] || ""); }
+            if (!cell.hasAttribute("role")) { cell.setAttribute("role", cell.tagName === "TH" ? "rowheader" : "cell"); }
+            column += cell.colSpan || 1;
+          });
+        });
+      });
+      table.classList.add("stack");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { stackTables(document); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.target, table = target.closest ? target.closest("table") : null;
+    stackTables(table ? table.parentNode : target);
+  });
   // Select a freshly shown secret so it is easy to copy.
   document.addEventListener("DOMContentLoaded", function () {
     var key = document.getElementById("new-key");

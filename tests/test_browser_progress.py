@@ -125,6 +125,7 @@ def test_a_30000_recipient_webhook_send_moves_live(page, live_server, make_accou
     expect(page.locator(".flash")).to_have_text("Finished: sent to all 30,000 recipients.")
     expect(page.get_by_text("Sending to 30,000 recipients.")).to_have_count(0)
     expect(page.get_by_test_id("progress-percent")).to_have_text("100% sent")
+    page.screenshot(path=str(SHOTS / "campaign-sent-after-live.png"))
     assert len(sink.requests) >= 30_000
 
 

@@ -99,7 +99,8 @@ def send(campaign_id: int):
         if campaign.status == CampaignStatus.SCHEDULED:
             flash(f"Scheduled for {timefmt.when_text(campaign.scheduled_at, zone)}.", "success")
         else:
-            flash(f"Sending to {campaign.total:,} recipients.", "success")
+            category, message = queries.state_flash(campaign)  # the same words the live page uses
+            flash(message, category)
     return _back(campaign_id)
 
 

@@ -15,6 +15,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.core.parameters import ParameterLocation
 from sqlalchemy import select, update
 
+from dashboard import rendering
 from dashboard.api.openapi import document
 from dashboard.extensions import db
 from dashboard.models import ApiKey, Campaign, Notification, Recipient, utcnow
@@ -27,7 +28,7 @@ from tests.test_api_campaigns import make_template
 # Sized for CI (the suite runs on both backends); HERALD_FUZZ_SEED / HERALD_FUZZ_EXAMPLES dig deeper by hand.
 SEED = int(os.environ.get("HERALD_FUZZ_SEED", "20261127"))
 EXAMPLES = int(os.environ.get("HERALD_FUZZ_EXAMPLES", "25"))
-WORKFLOWS = int(os.environ.get("HERALD_FUZZ_WORKFLOWS", "5"))
+WORKFLOWS = int(os.environ.get("HERALD_FUZZ_WORKFLOWS", "10"))
 ACTOR = Actor.system("fuzz")
 USERS = ["user-1", "user-2", "user.three@example.com"]
 # Every operation's test starts from an empty database, so the seeded ids are known in advance.
@@ -164,6 +165,12 @@ def _template_body(body: dict) -> None:
         for field in ("imageUrl", "actionUrl"):
             if content.get(field):
                 content[field] = "https://example.com/" + field
+    used = [key for content in (body.get("channels") or {}).values() for text in content.values()
+            if isinstance(text, str) for key in rendering.placeholders(text)]
+    if used:  # every {{ placeholder }} in the content is declared (values seen in answers carry some)
+        declared = body.get("variableSchema") or []
+        body["variableSchema"] = declared + [{"key": key, "type": "string"} for key in dict.fromkeys(used)
+                                             if key not in {v["key"] for v in declared}]
 
 
 def _valid(case, location: ParameterLocation) -> bool:
@@ -212,6 +219,8 @@ def realistic(case) -> None:
         _template_body(body)
         if label.startswith("PATCH"):
             body.pop("templateId", None)
+            if body.get("variableSchema") is not None and body.get("channels") is None:
+                del body["variableSchema"]  # the stored content's {{ placeholders }} must stay declared
     if label == "POST /campaigns/{campaignId}/send" and body.get("scheduledAt") is not None:
         body["scheduledAt"] = (utcnow() + timedelta(days=1)).isoformat()
     if label == "PUT /channels/{type}" and isinstance(body.get("settings"), dict):
@@ -236,5 +245,5 @@ class Workflow(schema.as_state_machine()):
 
 def test_api_workflows_conform_to_the_document(seeded):
     run_state_machine_as_test(Workflow, settings=settings(
-        max_examples=WORKFLOWS, stateful_step_count=6, derandomize=True, deadline=None, database=None,
+        max_examples=WORKFLOWS, stateful_step_count=8, derandomize=True, deadline=None, database=None,
         suppress_health_check=list(HealthCheck)))

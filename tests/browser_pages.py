@@ -12,7 +12,6 @@ import pytest
 from dashboard.services import campaigns, recipients, templates
 from tests.conftest import PASSWORD
 from tests.test_security import ACTOR, EXPECTED, _url
-from tests.test_security import world as _security_world  # noqa: F401 (the fixture "world")
 
 ROLES = ("admin", "marketer", "support")
 SHOTS = Path(os.environ.get("HERALD_SHOTS13", "/tmp/herald-screenshots/pages"))
@@ -20,7 +19,7 @@ LONG_NAME = "Black Friday early access for VIP customers in Europe and North Ame
 
 
 @pytest.fixture(name="sweep")
-def _sweep(world):
+def sweep_fixture(world):
     """The security sweep's objects, plus a draft with recipients and a long name, and a template
     whose approved version has a newer draft."""
     draft = campaigns.create({"name": LONG_NAME, "templateId": "t"}, ACTOR)

@@ -10,7 +10,16 @@ from playwright.sync_api import expect
 
 from dashboard.extensions import db
 from dashboard.models import ApiKey
-from tests.browser_pages import ROLES, SHOTS, _security_world, _sweep, open_page, page_urls, shot_name, sign_in  # noqa: F401 (fixtures)
+from tests.browser_pages import (
+    ROLES,
+    SHOTS,
+    open_page,
+    page_urls,
+    shot_name,
+    sign_in,
+    sweep_fixture,  # noqa: F401 (the fixture "sweep")
+)
+from tests.test_security import world  # noqa: F401 (fixture)
 
 AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
 

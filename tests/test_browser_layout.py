@@ -5,7 +5,16 @@ become stacked cards."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser_pages import ROLES, SHOTS, _security_world, _sweep, open_page, page_urls, shot_name, sign_in  # noqa: F401 (fixtures)
+from tests.browser_pages import (
+    ROLES,
+    SHOTS,
+    open_page,
+    page_urls,
+    shot_name,
+    sign_in,
+    sweep_fixture,  # noqa: F401 (the fixture "sweep")
+)
+from tests.test_security import world  # noqa: F401 (fixture)
 
 PHONE = {"width": 390, "height": 844}
 

@@ -104,6 +104,8 @@ def test_confirmation_is_an_accessible_dialog(page, live_server, sweep):
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Programs using it will get 401")
     expect(dialog.get_by_role("button", name="Go back")).to_be_focused()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "confirm-dialog.png"))
     page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Revoke")).to_be_focused()
     page.keyboard.press("Tab")  # wraps around, never leaves the dialog

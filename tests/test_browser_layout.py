@@ -71,6 +71,8 @@ def test_phone_menu_folds_behind_a_button(phone, live_server, sweep):
     assert header["height"] < 80, header
     menu.click()
     expect(nav).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SHOTS / "phone-menu-open.png"))
     nav.get_by_role("link", name="Campaigns").click()
     expect(phone.get_by_role("heading", name="Campaigns", exact=True)).to_be_visible()
     expect(phone.get_by_role("navigation", name="Main")).to_be_hidden()  # a new page starts folded

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from dashboard import rendering
 from dashboard.api.openapi import document
 from dashboard.extensions import db
-from dashboard.models import ApiKey, Campaign, Notification, Recipient, utcnow
+from dashboard.models import ApiKey, Campaign, Notification, Recipient, Template, utcnow
 from dashboard.queries import encode_cursor
 from dashboard.services import accounts, campaigns, lifecycle, recipients, users
 from dashboard.services.actor import Actor
@@ -47,6 +47,7 @@ def _seed() -> dict:
     """A draft, a scheduled, a sent (with one failed recipient) and a cancelled campaign; an
     approved and a draft template; directory users with in-app notifications."""
     make_template("promo")
+    make_template("spare")  # approved too: workflows may archive promo
     make_template("drafty", status="draft")
     users.upsert([{"userId": u, "name": f"User {u}", "email": "u@example.com", "timezone": "Europe/Oslo"}
                   for u in USERS])
@@ -76,7 +77,12 @@ def _config() -> schemathesis.Config:
         "checks": {"enabled": True},
         "auth": {"openapi": {"bearerAuth": {"bearer": KEY}}},
         "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True},
-                   "stateful": {"enabled": True, "max-steps": 8}},
+                   "stateful": {"enabled": True, "max-steps": 8, "checks": {"positive_data_acceptance": {
+                       # In a workflow an earlier step may archive the campaign's template or send the
+                       # draft: SPEC §3 then refuses a well-formed send/create with 400 ("not approved",
+                       # "no recipients", "nothing to retry"). The check cannot see state, so workflows
+                       # also accept 400 there; per-operation runs (fresh seeds) keep it strict.
+                       "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]}}}},
         "dictionaries": {
             "campaignIds": {"values": CAMPAIGN_IDS},
             "templateIds": {"values": ["promo", "drafty"]},
@@ -138,6 +144,14 @@ def _documented_fields(case) -> set[str] | None:
     if "$ref" in schema:
         schema = document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     return set(schema["properties"]) if "properties" in schema else None
+
+
+def _approved_template() -> str:
+    """promo, unless a workflow archived it (both approved templates share content and variables)."""
+    found = db.session.scalar(select(Template.template_id).where(
+        Template.template_id.in_(["promo", "spare"]), Template.status == "approved").order_by(Template.template_id))
+    db.session.rollback()  # no transaction left open beside the app's requests
+    return found or "promo"
 
 
 def _keep(data: dict, names: set[str]) -> None:
@@ -203,9 +217,9 @@ def realistic(case) -> None:
     for variable in body.get("variableSchema") or []:
         _keep(variable, {"key", "type", "label", "required", "defaultValue"})
     if label in ("POST /campaigns", "PATCH /campaigns/{campaignId}", "POST /notifications") and "templateId" in body:
-        body["templateId"] = "promo"
+        body["templateId"] = _approved_template()
     if body.get("templateVersion") is not None:
-        body["templateVersion"] = 1  # promo's approved version
+        body["templateVersion"] = 1  # the approved version of promo and spare
     if label == "POST /campaigns/{campaignId}/test" and isinstance(body.get("targets"), list):
         body["targets"] = body["targets"][:10]
     if "variables" in body:

@@ -31,6 +31,12 @@ def main(base: str, out: Path) -> None:
             def shot(name: str, page=page, suffix=suffix) -> None:
                 page.screenshot(path=str(out / f"{name}{suffix}.png"), full_page=True)
 
+            def sign_out(page=page) -> None:
+                menu = page.locator("summary.navmenu-toggle")
+                if menu.is_visible():  # on a phone the account box is in the folded menu
+                    menu.click()
+                page.get_by_role("button", name="Sign out").click()
+
             page.goto(base + "/login")
             shot("01-login")
             page.get_by_label("Email").fill("marketer@herald.test")
@@ -48,10 +54,11 @@ def main(base: str, out: Path) -> None:
             page.get_by_role("button", name="Save draft").click()
             page.get_by_role("button", name="Approve").click()
             page.get_by_role("dialog").get_by_role("button", name="Approve").click()
+            page.wait_for_selector("text=Template approved")
             shot("04-template")
             page.goto(base + "/campaigns/new")
             page.get_by_label("Campaign name").fill(name)
-            page.get_by_label("Template").select_option(label=f"{name} (v1, approved)")
+            page.get_by_label("Template").select_option(label=f"{name} (v1 live)")
             shot("05-campaign-form")
             page.get_by_role("button", name="Create draft").click()
             page.get_by_label("Upload a CSV").set_input_files(str(csv))
@@ -66,7 +73,7 @@ def main(base: str, out: Path) -> None:
             shot("08-campaign-sent")
             page.goto(base + "/campaigns")
             shot("09-campaigns")
-            page.get_by_role("button", name="Sign out").click()
+            sign_out()
             page.get_by_label("Email").fill("support@herald.test")
             page.get_by_label("Password").fill("herald-support")
             page.get_by_role("button", name="Sign in").click()
@@ -76,7 +83,7 @@ def main(base: str, out: Path) -> None:
             shot("11-user-feed")
             page.goto(base + "/audit")
             shot("12-audit")
-            page.get_by_role("button", name="Sign out").click()
+            sign_out()
             page.get_by_label("Email").fill("admin@herald.test")
             page.get_by_label("Password").fill("herald-admin")
             page.get_by_role("button", name="Sign in").click()

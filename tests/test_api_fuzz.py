@@ -239,7 +239,7 @@ def realistic(case) -> None:
         body["scheduledAt"] = (utcnow() + timedelta(days=1)).isoformat()
     if label == "PUT /channels/{type}" and isinstance(body.get("settings"), dict):
         kind = case.path_parameters["type"]
-        body["settings"] = {k: v for k, v in body["settings"].items() if k in SETTINGS[kind]}
+        body["settings"] = {k: v for k, v in body["settings"].items() if k in SETTINGS.get(kind, ())}
 
 
 @schema.parametrize()

@@ -73,7 +73,7 @@ def test_schedule_20_seconds_ahead_then_watch_it_run(page, live_server, make_acc
     _sign_in(page, live_server, marketer.email)
     page.goto(f"{live_server}/campaigns/{cid}")
     when = datetime.now(UTC) + timedelta(seconds=20)
-    page.get_by_label("Time zone").select_option("UTC")
+    page.get_by_label("Time zone", exact=True).select_option("UTC")
     page.get_by_label("Schedule for").fill(when.strftime("%Y-%m-%dT%H:%M:%S"))
     page.get_by_role("button", name="Schedule").click()
     badge = page.get_by_test_id("status-badge")

@@ -239,3 +239,22 @@ def test_preview_as_any_recipient(client, logged_in):
     html = client.get(f"/campaigns/{c.id}/_preview?previewUser=vip").get_data(as_text=True)
     assert "Hi &lt;Val&gt;" in html and "50% " in html and "<html" not in html
     assert "is not a recipient" in client.get(f"/campaigns/{c.id}/_preview?previewUser=ghost").get_data(as_text=True)
+
+
+def test_a_refused_schedule_keeps_the_date_and_zone_typed(client, logged_in):
+    from tests.test_sending import make_campaign
+
+    c = make_campaign(3)
+    logged_in("marketer")
+    token = csrf_from(client.get(f"/campaigns/{c.id}").get_data(as_text=True))
+    response = client.post(f"/campaigns/{c.id}/send", data={"csrf_token": token, "intent": "schedule",
+                                                            "scheduled_local": "2020-01-02T10:30",
+                                                            "timezone": "Asia/Tokyo"})
+    assert response.status_code == 302
+    page = client.get(f"/campaigns/{c.id}").get_data(as_text=True)
+    assert "in the past" in page
+    assert 'value="2020-01-02T10:30"' in page
+    assert re.search(r'<option value="Asia/Tokyo"[^>]*selected', page)
+    again = client.get(f"/campaigns/{c.id}").get_data(as_text=True)  # shown once, like the message
+    assert 'value="2020-01-02T10:30"' not in again
+    assert db.session.get(Campaign, c.id).status == "draft"

@@ -3,7 +3,17 @@ with a validation preview and confirm, export."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 from sqlalchemy import select
 from wtforms import SelectChoice
 
@@ -190,6 +200,8 @@ def _show_page(campaign, status: int = 200, **overrides):
         context.update(_preview_context(campaign))
     if campaign.is_draft:
         context["estimate"] = queries.send_estimate(campaign)
+        typed = session.pop("schedule_typed", None)  # a refused schedule: show what was typed
+        context["schedule_typed"] = typed if typed and typed.get("campaign") == campaign.id else None
         context["test_outcome"] = queries.latest_test(campaign.id)
     if not campaign.is_draft:
         context["engagement"] = queries.engagement(campaign)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
@@ -95,6 +95,9 @@ def send(campaign_id: int):
         campaign = lifecycle.send(campaign_id, when, current_actor(), zone)
     except AppError as err:
         flash(err.message, "error")
+        if request.form.get("intent") == "schedule":  # the form shows what was typed again
+            session["schedule_typed"] = {"campaign": campaign_id, "local": request.form.get("scheduled_local", "")[:40],
+                                         "zone": request.form.get("timezone", "")[:64]}
     else:
         if campaign.status == CampaignStatus.SCHEDULED:
             flash(f"Scheduled for {timefmt.when_text(campaign.scheduled_at, zone)}.", "success")

@@ -115,6 +115,16 @@ def make_account():
     return make
 
 
+@pytest.fixture
+def api(client, api_key):
+    """Call /api/v1 as a marketer's API key."""
+    headers = {"Authorization": f"Bearer {api_key('marketer')}"}
+
+    def call(method, path, body=None, **kwargs):
+        return client.open(f"/api/v1{path}", method=method, json=body, headers=headers, **kwargs)
+    return call
+
+
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 

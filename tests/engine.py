@@ -114,3 +114,14 @@ def kill_9(proc: subprocess.Popen) -> None:
     import signal as signals
 
     signal_tree(proc, signals.SIGKILL)
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    """SIGTERM (the worker ends its slice and forwards the stop to its horse), then SIGKILL."""
+    import signal as signals
+
+    os.killpg(proc.pid, signals.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signals.SIGKILL)

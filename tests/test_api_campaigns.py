@@ -29,15 +29,6 @@ def make_template(template_id="promo", status="approved", channels=None, schema=
 
 
 @pytest.fixture
-def api(client, api_key):
-    headers = {"Authorization": f"Bearer {api_key('marketer')}"}
-
-    def call(method, path, body=None, **kwargs):
-        return client.open(f"/api/v1{path}", method=method, json=body, headers=headers, **kwargs)
-    return call
-
-
-@pytest.fixture
 def campaign(api):
     make_template()
     response = api("POST", "/campaigns", {"name": "Spring", "templateId": "promo", "channel": "in_app",

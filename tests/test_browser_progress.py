@@ -5,9 +5,7 @@ that says what is true once it finished; a cancelled send's bar adds up to its c
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import time
 
 import pytest
@@ -15,7 +13,7 @@ from playwright.sync_api import expect
 
 from dashboard.services import campaigns, channel_settings, recipients
 from dashboard.services.actor import Actor
-from tests.engine import start_worker
+from tests.engine import start_worker, stop_worker
 from tests.sinks import HttpSink
 from tests.test_api_campaigns import make_template
 from tests.test_browser import SHOTS, _sign_in
@@ -42,11 +40,7 @@ def sink():
 def worker(app, sink):
     proc = start_worker(app)
     yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except Exception:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_worker(proc)
 
 
 def _webhook_campaign(n: int, name: str) -> int:

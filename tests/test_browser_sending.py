@@ -1,8 +1,6 @@
 """Headless Chromium with a real worker process: send and watch the live page finish, and a
 schedule 20 seconds ahead going scheduled -> sending -> sent, all without reloading."""
 
-import os
-import signal
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +9,7 @@ from playwright.sync_api import expect
 
 from dashboard.services import campaigns, recipients
 from dashboard.services.actor import Actor
-from tests.engine import start_worker
+from tests.engine import start_worker, stop_worker
 from tests.test_api_campaigns import make_template
 from tests.test_browser import SHOTS, _sign_in
 
@@ -22,11 +20,7 @@ ACTOR = Actor.system("test")
 def worker(app):
     proc = start_worker(app, HERALD_BATCH_CHUNK="50", HERALD_SWEEP_SECONDS="2")
     yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except Exception:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_worker(proc)
 
 
 def _campaign(n: int) -> int:

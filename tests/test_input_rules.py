@@ -33,15 +33,6 @@ def cursor(raw: str) -> str:
 
 
 @pytest.fixture
-def api(client, api_key):
-    headers = {"Authorization": f"Bearer {api_key('marketer')}"}
-
-    def call(method, path, body=None, **kwargs):
-        return client.open(f"/api/v1{path}", method=method, json=body, headers=headers, **kwargs)
-    return call
-
-
-@pytest.fixture
 def draft(api):
     make_template()
     response = api("POST", "/campaigns", {"name": "Spring", "templateId": "promo", "variables": {"offer": "10%"}})

@@ -37,15 +37,6 @@ def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-@pytest.fixture
-def api(client, api_key):
-    headers = {"Authorization": f"Bearer {api_key('marketer')}"}
-
-    def call(method, path, body=None, **kwargs):
-        return client.open(f"/api/v1{path}", method=method, json=body, headers=headers, **kwargs)
-    return call
-
-
 def details(response) -> list[dict]:
     assert response.status_code == 400, response.get_data(as_text=True)
     return response.get_json()["error"]["details"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, or_, select, update
+from sqlalchemy import insert, literal, select, update
 
-from dashboard import jobs
+from dashboard import jobs, queries
 from dashboard.channels import ChannelUnavailable
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db
@@ -105,20 +105,12 @@ def check_ready(campaign: Campaign) -> None:
         channel_settings.build(campaign.channel)
     except ChannelUnavailable as err:
         raise ValidationError(str(err)) from None
-    schema = version.variable_schema
-    unresolved = [v["key"] for v in schema if v.get("required")
-                  and campaign.variables.get(v["key"]) in (None, "") and v.get("defaultValue") in (None, "")]
-    if not unresolved:
-        return
-    missing = or_(*[or_(Recipient.variables[k].as_string().is_(None), Recipient.variables[k].as_string() == "")
-                    for k in unresolved])
-    where = (Recipient.campaign_id == campaign.id, missing)
-    count = db.session.scalar(select(func.count()).select_from(Recipient).where(*where))
-    if count:
-        few = db.session.scalars(select(Recipient.user_id).where(*where).order_by(Recipient.id).limit(5)).all()
+    missing = queries.missing_required(campaign)
+    if missing:
+        few, count = missing.examples, missing.count
         raise ValidationError(
             f"{count:,} recipient{'s are' if count > 1 else ' is'} missing a required variable "
-            f"({', '.join(unresolved)}), e.g. {', '.join(few)}. Add the values or a campaign default.",
+            f"({', '.join(missing.keys)}), e.g. {', '.join(few)}. Add the values or a campaign default.",
             [{"userId": u, "message": "missing required variable"} for u in few])
 
 

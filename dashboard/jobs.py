@@ -74,6 +74,12 @@ def enqueue_scheduled(campaign_id: int, when: datetime) -> bool:
         when, "dashboard.jobs.fire_scheduled", campaign_id, when.isoformat(), result_ttl=600))
 
 
+def enqueue_canary_timer(campaign_id: int, held_at: datetime, hold: timedelta) -> bool:
+    """Continue a canary send once its hold has elapsed (unless someone acted meanwhile)."""
+    return _safely(f"the canary timer of campaign {campaign_id}", lambda: get_queue("default").enqueue_in(
+        hold, "dashboard.jobs.continue_canary", campaign_id, held_at.isoformat(), result_ttl=600))
+
+
 def enqueue_chunks(chunks: list[tuple[int, int]], *, urgent: bool, delay: float = 0.0) -> bool:
     """(chunk id, run) pairs; a delay uses RQ's scheduler (backoff, a throttled remainder)."""
 
@@ -118,6 +124,13 @@ def fire_scheduled(campaign_id: int, scheduled_for: str) -> bool:
     from dashboard.services import recovery
 
     return recovery.fire_scheduled(campaign_id, scheduled_for)
+
+
+@in_app_context
+def continue_canary(campaign_id: int, held_at: str) -> bool:
+    from dashboard.services import control
+
+    return control.continue_after_hold(campaign_id, held_at)
 
 
 @in_app_context

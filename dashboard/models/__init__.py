@@ -16,7 +16,8 @@ from dashboard.models.channel import ChannelConfig
 from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
 from dashboard.models.user import User
+from dashboard.models.workspace import WorkspaceSetting
 
 __all__ = ["Account", "AccountSession", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus",
            "Channel", "ChannelConfig", "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role",
-           "Template", "TemplateStatus", "TemplateVersion", "User", "utcnow"]
+           "Template", "TemplateStatus", "TemplateVersion", "User", "WorkspaceSetting", "utcnow"]

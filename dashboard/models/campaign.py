@@ -3,7 +3,19 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dashboard.extensions import db
@@ -15,6 +27,7 @@ class CampaignStatus(enum.StrEnum):
     DRAFT = "draft"
     SCHEDULED = "scheduled"
     SENDING = "sending"
+    PAUSED = "paused"
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -64,6 +77,28 @@ class Campaign(db.Model):
                                                     index=True)
     # "campaign", or "notification" for a one-call send (same engine, hidden from the campaigns list)
     kind: Mapped[str] = mapped_column(String(16), default="campaign", server_default="campaign", index=True)
+    # Delivery control (issue 14). Paused: why, when, by whom ("system" for a hold or a halt).
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # Canary: size or percent of the audience first (a sample reproducible from the seed), then a
+    # hold; canary_state None (no canary) | "sending" (the wave) | "held" | "done" (the rest planned).
+    canary_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    canary_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    canary_hold_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    canary_seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    canary_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Automatic halt: pause when more than halt_percent of the last halt_window outcomes failed.
+    halt_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    halt_window: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Spread: a per-campaign rate cap so the send takes about this long.
+    spread_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Four-eyes: a large send waits (scheduled) until a second account approves it.
+    approval_requested_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    approval_requested_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    approval_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     read_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     clicked_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -81,6 +116,12 @@ class Campaign(db.Model):
     @property
     def is_draft(self) -> bool:
         return self.status == CampaignStatus.DRAFT
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """Four-eyes: sent by one account, waiting for a second one's approval."""
+        return (self.status == CampaignStatus.SCHEDULED and self.approval_requested_by is not None
+                and self.approved_at is None)
 
 
 class Recipient(db.Model):
@@ -102,6 +143,8 @@ class Recipient(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # 1 for a canary recipient (the first wave); None otherwise.
+    wave: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 class CampaignChunk(db.Model):
@@ -116,6 +159,8 @@ class CampaignChunk(db.Model):
     lo: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     hi: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 1: a canary chunk (only its wave-1 recipients); 0: the main send.
+    wave: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     # Job failures (an exception, a timeout, a lost job); the chunk gives up after MAX_JOB_FAILURES.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -57,5 +57,8 @@ class TemplateVersion(db.Model):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(300), default="")
+    # Four-eyes: the account that last edited this version, and who approved it.
+    edited_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     template: Mapped[Template] = relationship(back_populates="versions")

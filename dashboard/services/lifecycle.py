@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import insert, literal, or_, select, update
 
 from dashboard import jobs, queries
 from dashboard.channels import ChannelUnavailable
@@ -33,10 +33,20 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "schedule": (frozenset({S.DRAFT}), S.SCHEDULED),
     "fire": (frozenset({S.SCHEDULED}), S.SENDING),
     "unschedule": (frozenset({S.SCHEDULED}), S.DRAFT),
-    "cancel": (frozenset({S.DRAFT, S.SCHEDULED, S.SENDING}), S.CANCELLED),
+    "request_approval": (frozenset({S.DRAFT}), S.SCHEDULED),  # four-eyes: waits for a second account
+    "cancel": (frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.PAUSED}), S.CANCELLED),
+    "pause": (frozenset({S.SENDING}), S.PAUSED),  # a person
+    "halt": (frozenset({S.SENDING}), S.PAUSED),  # the automatic halt
+    "hold": (frozenset({S.SENDING}), S.PAUSED),  # the canary's first wave is done
+    "resume": (frozenset({S.PAUSED}), S.SENDING),
+    "continue": (frozenset({S.PAUSED}), S.SENDING),  # after the canary: the rest of the audience
     "complete": (frozenset({S.SENDING}), S.SENT),
-    "fail": (frozenset({S.SENDING}), S.FAILED),
+    "fail": (frozenset({S.SENDING, S.PAUSED}), S.FAILED),
 }
+# A campaign waiting for four-eyes approval does not start until it is approved.
+APPROVED_OR_NOT_NEEDED = or_(Campaign.approval_requested_by.is_(None), Campaign.approved_at.is_not(None))
+_OPTION_COLUMNS = ("canary_size", "canary_percent", "canary_hold_minutes", "halt_percent", "halt_window",
+                   "spread_minutes", "approval_requested_by")
 MAX_AHEAD = timedelta(days=365)
 WORKER = Actor.system("worker")
 FAILURE_MIN_PROCESSED = 200
@@ -63,7 +73,8 @@ def transition(campaign_id: int, move: str, actor: Actor, *, extra_where=(), not
                              [{"field": "status", "message": current}])
     audit.record(actor, f"campaign.{move}", "campaign", campaign_id, from_status=before, to_status=target,
                  details={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()
-                          if k in ("scheduled_at", "template_version", "failure_reason")} | (note or {}))
+                          if k in ("scheduled_at", "template_version", "failure_reason")
+                          or (k in _OPTION_COLUMNS and v is not None)} | (note or {}))
     campaign = db.session.get(Campaign, campaign_id)
     db.session.refresh(campaign)
     return campaign
@@ -114,10 +125,14 @@ def check_ready(campaign: Campaign) -> None:
             [{"userId": u, "message": "missing required variable"} for u in few])
 
 
-def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = None) -> Campaign:
+def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = None, options=None) -> Campaign:
     """Send now (scheduled_at_raw None), or schedule. Enqueued after the commit; with Redis down
     the change stands and the sweep starts it when Redis answers again. The zone the time was
-    picked in (if any) is kept in the audit row, so pages can show the schedule in it."""
+    picked in (if any) is kept in the audit row, so pages can show the schedule in it.
+    `options` (control.SendOptions): canary, automatic halt, spread — set when a draft is sent.
+    With four-eyes on, a draft above the workspace's threshold waits (scheduled) for a second account."""
+    from dashboard.services import control, workspace
+
     campaign = campaign_service.get(campaign_id)
     when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw is not None else None
     if campaign.status not in TRANSITIONS["send"][0]:
@@ -125,8 +140,25 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
                              [{"field": "status", "message": campaign.status}])
     if when is not None and campaign.status != S.DRAFT:
         raise LifecycleError(f"Campaign is {campaign.status}; unschedule it before choosing a new time.")
+    if campaign.awaiting_approval:
+        raise LifecycleError(f"Campaign is waiting for a second person's approval (asked by "
+                             f"{campaign.approval_requested_by}); it starts once approved.",
+                             [{"field": "status", "message": "awaiting approval"}])
     check_ready(campaign)
     pinned = {"template_version": campaign_service.send_version(campaign).version}  # the picked or newest approved
+    if campaign.status == S.DRAFT:
+        options = options or control.SendOptions()
+        control.check_options(campaign, options)
+        pinned |= options.values()
+        if workspace.four_eyes().send_needs_approval(campaign.total):
+            campaign = transition(campaign_id, "request_approval", actor, scheduled_at=when,
+                                  note={"timezone": zone} if zone else None, approval_requested_by=actor.label[:300],
+                                  approval_requested_by_id=actor.account_id, approval_requested_at=utcnow(),
+                                  approved_by=None, approved_at=None, **pinned)
+            db.session.commit()
+            if when is not None:
+                jobs.enqueue_scheduled(campaign.id, when)
+            return campaign
     if when is None:
         campaign = transition(campaign_id, "send", actor, started_at=utcnow(), **pinned)
         db.session.commit()
@@ -140,7 +172,9 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
 
 
 def unschedule(campaign_id: int, actor: Actor) -> Campaign:
-    campaign = transition(campaign_id, "unschedule", actor, scheduled_at=None)  # the draft keeps its version
+    campaign = transition(campaign_id, "unschedule", actor, scheduled_at=None,  # the draft keeps its version
+                          approval_requested_by=None, approval_requested_by_id=None, approval_requested_at=None,
+                          approved_by=None, approved_at=None)
     db.session.commit()
     return campaign
 
@@ -165,6 +199,12 @@ def finish_if_done(campaign_id: int) -> None:
     if processed >= FAILURE_MIN_PROCESSED and campaign.failed / processed > campaign.failure_threshold:
         fail(campaign_id, f"{campaign.failed:,} of {processed:,} deliveries failed, above the "
                           f"{campaign.failure_threshold:.0%} threshold")
+        return
+    if campaign.canary_state == "sending":
+        from dashboard.services import control
+
+        if control.canary_finished(campaign):
+            control.hold_canary(campaign_id)
         return
     if campaign.pending > 0:
         return

@@ -28,9 +28,9 @@ SCHEDULER = Actor.system("scheduler")
 
 def fire_scheduled(campaign_id: int, scheduled_for: str | None) -> bool:
     """The scheduled time arrived: start, unless unscheduled, cancelled or rescheduled meanwhile."""
-    extra = ()
+    extra = (lifecycle.APPROVED_OR_NOT_NEEDED,)
     if scheduled_for:
-        extra = (Campaign.scheduled_at == datetime.fromisoformat(scheduled_for),)
+        extra += (Campaign.scheduled_at == datetime.fromisoformat(scheduled_for),)
     try:
         lifecycle.transition(campaign_id, "fire", SCHEDULER, extra_where=extra, started_at=utcnow())
     except LifecycleError:
@@ -105,9 +105,11 @@ def sweep() -> dict:
     now = utcnow()
     report = {"fired": 0, "planned": 0, "requeued": 0, "finished": 0}
     due = db.session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.SCHEDULED,
-                                                       Campaign.scheduled_at <= now - timedelta(seconds=5))).all()
+                                                       Campaign.scheduled_at <= now - timedelta(seconds=5),
+                                                       lifecycle.APPROVED_OR_NOT_NEEDED)).all()
     for campaign_id in due:
         report["fired"] += fire_scheduled(campaign_id, None)
+    report["canary"] = _canary(now, stall)
     unplanned = db.session.scalars(select(Campaign.id).where(
         Campaign.status == CampaignStatus.SENDING, Campaign.planned_at.is_(None),
         Campaign.started_at <= now - stall)).all()
@@ -120,6 +122,29 @@ def sweep() -> dict:
         lifecycle.finish_if_done(campaign_id)
         report["finished"] += 1
     return report
+
+
+def _canary(now: datetime, stall: timedelta) -> int:
+    """Canary sends whose wave finished unnoticed (hold them), and holds whose time elapsed
+    while their timer job was lost (continue them). Other paused campaigns are left alone."""
+    from dashboard.services import control
+
+    acted = 0
+    finished = db.session.scalars(select(Campaign.id).where(
+        Campaign.status == CampaignStatus.SENDING, Campaign.canary_state == "sending",
+        Campaign.planned_at <= now - stall,
+        ~select(CampaignChunk.id).where(CampaignChunk.campaign_id == Campaign.id, CampaignChunk.wave == 1,
+                                        CampaignChunk.done.is_(False)).exists())).all()
+    for campaign_id in finished:
+        lifecycle.finish_if_done(campaign_id)
+        acted += 1
+    held = db.session.execute(select(Campaign.id, Campaign.paused_at, Campaign.canary_hold_minutes).where(
+        Campaign.status == CampaignStatus.PAUSED, Campaign.canary_state == "held",
+        Campaign.canary_hold_minutes.is_not(None))).all()
+    for row in held:
+        if row.paused_at + timedelta(minutes=row.canary_hold_minutes, seconds=5) <= now:
+            acted += control.continue_after_hold(row.id, row.paused_at.isoformat())
+    return acted
 
 
 def sweep_with_lock() -> dict | None:

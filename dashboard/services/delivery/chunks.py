@@ -16,7 +16,7 @@ from dashboard.channels import ChannelUnavailable
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, TemplateVersion, utcnow
 from dashboard.ratelimit import TokenBucket
-from dashboard.services import channel_settings, lifecycle, test_sends
+from dashboard.services import channel_settings, control, lifecycle, test_sends
 from dashboard.services.delivery import external, in_app, progress
 from dashboard.services.delivery.messages import describe
 from dashboard.services.delivery.slices import Slice, Work, backoff
@@ -48,11 +48,14 @@ def deliver(chunk_id: int) -> dict:
         return {"skipped": "channel unavailable"}
     rate = channel_settings.get(campaign.channel).rate_limit
     throttled = campaign.delivery_mode == DeliveryMode.BATCH
+    cap = control.spread_rate(campaign, rate) if throttled else None
     box = Slice(time.monotonic() + current_app.config["HERALD_SLICE_SECONDS"],
-                TokenBucket(campaign.channel, rate) if throttled else None)
+                TokenBucket(campaign.channel, rate) if throttled else None,
+                TokenBucket(f"campaign:{campaign.id}", cap) if cap else None)
     content, test = dict(version.channels.get(channel.content_key, {})), campaign.kind == test_sends.KIND
     work = Work(chunk.id, chunk.lo, chunk.hi, campaign.id, urgent, version.variable_schema, dict(campaign.variables),
-                test_sends.labelled(content) if test else content, rate, test)
+                test_sends.labelled(content) if test else content, rate, test, chunk.wave,
+                (campaign.halt_percent, campaign.halt_window or 200) if campaign.halt_percent is not None else None)
     outcome = (in_app if channel.transactional else external).run(work, channel, box)
     if outcome.state == "more":
         requeue(chunk_id, urgent, outcome.delay)
@@ -93,6 +96,10 @@ def count_failure(chunk_id: int, summary: str, run: int | None = None, delay: fl
         return
     campaign = db.session.get(Campaign, chunk.campaign_id)
     failures = chunk.attempts + 1
+    if campaign.status == CampaignStatus.PAUSED:  # resume hands every open chunk a new run
+        chunk.last_error = summary[:1000]
+        db.session.commit()
+        return
     if failures >= MAX_JOB_FAILURES or campaign.status != CampaignStatus.SENDING:
         give_up(chunk_id, f"delivery job failed {failures} times; last error: {summary}")
         return

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from dashboard.channels import Channel, Message, Result
 from dashboard.extensions import db
 from dashboard.models import CampaignChunk, CampaignStatus, Recipient, RecipientStatus, User, utcnow
-from dashboard.services.delivery import progress
+from dashboard.services.delivery import guard, progress
 from dashboard.services.delivery.messages import build
 from dashboard.services.delivery.slices import Outcome, Slice, Work, backoff
 
@@ -37,7 +37,8 @@ def _rows(work: Work) -> list:
     rows = db.session.execute(select(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email,
                                      Recipient.attempts, Recipient.updated_at)
                               .where(Recipient.campaign_id == work.campaign_id, Recipient.id.between(work.lo, work.hi),
-                                     Recipient.status == RecipientStatus.PENDING).order_by(Recipient.id)).all()
+                                     Recipient.status == RecipientStatus.PENDING, *work.scope())
+                              .order_by(Recipient.id)).all()
     missing = [r.user_id for r in rows if not r.email]
     found = {}
     if missing:
@@ -88,15 +89,25 @@ class Recorder:
             progress.note_retries(retries, now)
             status, pending = progress.move(self.work.campaign_id, now, pending=-(from_pending + failed),
                                             sent=from_pending + from_skipped, failed=failed, skipped=-from_skipped)
+            # Renew the lease while sending; release it in this same transaction when the status
+            # says stop, so a resume right after finds the chunk free for its new run.
+            lease = (dict(leased_until=now + timedelta(seconds=self.lease_seconds))
+                     if status == CampaignStatus.SENDING else dict(leased_until=None, lease_token=None))
             held = db.session.execute(
                 update(CampaignChunk).where(CampaignChunk.id == self.work.chunk_id,
                                             CampaignChunk.lease_token == self.token)
-                .values(leased_until=now + timedelta(seconds=self.lease_seconds))
-                .execution_options(synchronize_session=False)).rowcount
+                .values(**lease).execution_options(synchronize_session=False)).rowcount
             db.session.commit()
             return status, pending, from_pending + from_skipped, failed, held == 1
 
         return progress.retrying(write)
+
+
+def _release(work: Work, token: str) -> None:
+    """Give the chunk back (the caller commits)."""
+    db.session.execute(update(CampaignChunk)
+                       .where(CampaignChunk.id == work.chunk_id, CampaignChunk.lease_token == token)
+                       .values(leased_until=None, lease_token=None).execution_options(synchronize_session=False))
 
 
 def _finish(work: Work, token: str) -> None:
@@ -136,6 +147,10 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
                     if failures:  # this recipient's own failures are recorded before the slice ends
                         failed += recorder.record([], failures)[3]
                     return Outcome("more", wait, sent, failed)
+                if box.take_slept() > 0.5 and progress.status_of(work.campaign_id) != CampaignStatus.SENDING:
+                    _release(work, token)  # paused or cancelled while waiting for tokens
+                    db.session.commit()
+                    return Outcome("stopped", 0, sent, failed)
                 results = channel.send_batch(part, deadline=box.deadline)
             status, pending, n_sent, n_failed, held = recorder.record(results, failures)
             failures = []
@@ -144,6 +159,8 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
             progress.record_rate(work.campaign_id, n_sent + n_failed)
             if status != CampaignStatus.SENDING:
                 return Outcome("stopped", 0, sent, failed, pending)
+            if guard.check(work, n_sent, n_failed, also=lambda: _release(work, token)):
+                return Outcome("stopped", 0, sent, failed, pending, {"halted": True})
             if not held:
                 return Outcome("leased", 0, sent, failed, pending, {"lease": "lost"})
             if recorder.unsent or (index < len(messages) and box.should_stop()):

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from dashboard.channels import Channel, Message
 from dashboard.extensions import db
 from dashboard.models import CampaignChunk, CampaignStatus, Recipient, RecipientStatus, utcnow
-from dashboard.services.delivery import progress
+from dashboard.services.delivery import guard, progress
 from dashboard.services.delivery.messages import build, describe
 from dashboard.services.delivery.slices import Outcome, Slice, Work
 
@@ -47,7 +47,7 @@ def _write(channel: Channel, messages: list[Message]) -> list[tuple[int, str]]:
 
 def _step(work: Work, channel: Channel, lo: int, size: int) -> Step:
     now = utcnow()
-    mine = (Recipient.campaign_id == work.campaign_id, Recipient.status == RecipientStatus.PENDING)
+    mine = (Recipient.campaign_id == work.campaign_id, Recipient.status == RecipientStatus.PENDING, *work.scope())
     upper = work.hi
     if size <= work.hi - lo:
         bound = db.session.scalar(select(Recipient.id).where(*mine, Recipient.id.between(lo, work.hi))
@@ -78,11 +78,15 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
         wait = box.acquire(size)
         if wait:
             return Outcome("more", wait, sent, failed)
+        if box.take_slept() > 0.5 and progress.status_of(work.campaign_id) != CampaignStatus.SENDING:
+            return Outcome("stopped", 0, sent, failed)  # paused or cancelled while waiting for tokens
         step = progress.retrying(lambda: _step(work, channel, lo, size))  # noqa: B023 (called at once)
         sent, failed, lo = sent + step.sent, failed + step.failed, step.next_lo
         progress.record_rate(work.campaign_id, step.sent + step.failed)
         if step.status != CampaignStatus.SENDING:
             return Outcome("stopped", 0, sent, failed, step.pending)
+        if guard.check(work, step.sent, step.failed):
+            return Outcome("stopped", 0, sent, failed, step.pending, {"halted": True})
         if lo > work.hi:
             return Outcome("done", 0, sent, failed, step.pending)
         if box.should_stop():

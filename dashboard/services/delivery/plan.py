@@ -9,11 +9,11 @@ from sqlalchemy import and_, func, insert, select, update
 from dashboard import jobs
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, Recipient, RecipientStatus, utcnow
-from dashboard.services import lifecycle
+from dashboard.services import control, lifecycle
 
 
-def _bounds(campaign_id: int, size: int) -> list[tuple[int, int]]:
-    pending = and_(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING)
+def _bounds(campaign_id: int, size: int, *scope) -> list[tuple[int, int]]:
+    pending = and_(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING, *scope)
     count, low, top = db.session.execute(select(func.count(), func.min(Recipient.id), func.max(Recipient.id))
                                          .where(pending)).one()
     if not count:
@@ -41,16 +41,22 @@ def plan(campaign_id: int) -> int:
     campaign = db.session.get(Campaign, campaign_id)
     realtime = campaign.delivery_mode == DeliveryMode.REALTIME
     size = 1 if realtime else current_app.config["HERALD_BATCH_CHUNK"]
-    bounds = _bounds(campaign_id, size)
+    wave = 0
+    if campaign.canary_state == "sending":  # the first wave only; Continue plans the rest
+        control.canary_sample(campaign)
+        wave = 1
+    bounds = _bounds(campaign_id, size, *((Recipient.wave == 1,) if wave else ()))
     if not bounds:
         db.session.commit()
         lifecycle.finish_if_done(campaign_id)
         return 0
     db.session.execute(insert(CampaignChunk), [
-        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "done": False, "attempts": 0, "run": 1, "enqueued_at": now}
+        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "done": False, "attempts": 0, "run": 1, "enqueued_at": now,
+         "wave": wave}
         for lo, hi in bounds])
     db.session.commit()
     chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.run)
-                                .where(CampaignChunk.campaign_id == campaign_id).order_by(CampaignChunk.id)).all()
+                                .where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.done.is_(False))
+                                .order_by(CampaignChunk.id)).all()
     jobs.enqueue_chunks([(c.id, c.run) for c in chunks], urgent=jobs.is_urgent(campaign))
     return len(chunks)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from dashboard.extensions import db, get_redis
@@ -98,6 +98,13 @@ def move(campaign_id: int, now: datetime, *, pending: int = 0, sent: int = 0, fa
                 skipped=Campaign.skipped + skipped, progress_at=now)
         .returning(Campaign.status, Campaign.pending).execution_options(synchronize_session=False)).one()
     return row.status, row.pending
+
+
+def status_of(campaign_id: int) -> str:
+    """The campaign's status now (its own short transaction)."""
+    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    db.session.commit()
+    return status
 
 
 def record_rate(campaign_id: int, n: int) -> None:

@@ -14,14 +14,22 @@ from dashboard.ratelimit import TokenBucket
 
 @dataclass
 class Slice:
-    """The time box of one job: steps of one bucket grant each, until the deadline."""
+    """The time box of one job: steps of one bucket grant each, until the deadline. `cap` is the
+    campaign's own bucket when it is spread over a window (both must grant)."""
 
     deadline: float
     bucket: TokenBucket | None
+    cap: TokenBucket | None = None
+    slept: float = 0.0  # waited for tokens since the caller last looked at the campaign's status
 
     @property
     def step(self) -> int:
-        return self.bucket.step if self.bucket is not None else 1_000_000
+        steps = [b.step for b in (self.bucket, self.cap) if b is not None]
+        return min(steps) if steps else 1_000_000
+
+    def take_slept(self) -> float:
+        slept, self.slept = self.slept, 0.0
+        return slept
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -31,15 +39,20 @@ class Slice:
 
     def acquire(self, n: int) -> float:
         """0.0 once n tokens are granted; else the seconds until they could be (past this slice)."""
-        if self.bucket is None or n <= 0:
+        if n <= 0:
             return 0.0
-        while True:
-            wait = self.bucket.try_take(n)
-            if wait == 0:
-                return 0.0
-            if wait >= self.remaining() or shutdown.requested():
-                return max(wait, 0.05)
-            time.sleep(wait)
+        for bucket in (self.cap, self.bucket):
+            if bucket is None:
+                continue
+            while True:
+                wait = bucket.try_take(n)
+                if wait == 0:
+                    break
+                if wait >= self.remaining() or shutdown.requested():
+                    return max(wait, 0.05)
+                time.sleep(wait)
+                self.slept += wait
+        return 0.0
 
 
 @dataclass
@@ -56,6 +69,14 @@ class Work:
     content: dict
     rate: float
     test: bool = False  # a draft's test send: "[Test]" labels, webhooks carry "test": true
+    wave: int = 0  # 1: a canary chunk (only the sampled recipients)
+    halt: tuple[float, int] | None = None  # the automatic halt rule (percent, window)
+
+    def scope(self):
+        """Conditions that select this chunk's recipients beyond its id range."""
+        from dashboard.models import Recipient
+
+        return (Recipient.wave == 1,) if self.wave == 1 else ()
 
 
 @dataclass

@@ -48,4 +48,5 @@ def test_a_canary_holds_after_its_wave_and_continue_sends_the_rest_once(app):
 
 def test_the_halt_window_judges_the_newest_outcomes():
     assert guard.judge([(8, 2), (10, 0)], 15) == (15, 2)
-    assert guard.judge([(0, 10), (100, 0)], 50) == (10, 10) or True
+    assert guard.judge([(0, 10), (100, 0)], 50) == (50, 10)  # the older step fills the window in proportion
+    assert guard.judge([(3, 1)], 200) == (4, 1)

@@ -1,4 +1,9 @@
-"""Template writes: validation, create, edit (in place or as version N+1), approve, archive."""
+"""Template writes: validation, create, edit (in place or as version N+1), approve, archive.
+
+Four-eyes (workspace setting): every create or edit records the editing account on the version
+(`edited_by_id`); while the setting is on, approval must come from a different account. A
+version whose editor is unknown (written before this rule existed, or by the system) may be
+approved by any account: there is no editor to keep apart, and refusing would strand it."""
 
 from __future__ import annotations
 
@@ -263,7 +268,8 @@ def create(data: dict, actor: Actor) -> Template:
         template = Template(template_id=slug, name=clean["name"], category=clean["category"], tags=clean["tags"],
                             status=TemplateStatus.DRAFT, version=1)
         template.versions.append(TemplateVersion(version=1, name=clean["name"], channels=clean["channels"],
-                                                 variable_schema=clean["variableSchema"], created_by=actor.label))
+                                                 variable_schema=clean["variableSchema"], created_by=actor.label,
+                                                 edited_by_id=actor.account_id))
         db.session.add(template)
         try:
             db.session.flush()
@@ -299,12 +305,14 @@ def update(template_id: str, data: dict, actor: Actor) -> Template:
         template.version += 1
         template.versions.append(TemplateVersion(version=template.version, name=clean["name"],
                                                  channels=clean["channels"],
-                                                 variable_schema=clean["variableSchema"], created_by=actor.label))
+                                                 variable_schema=clean["variableSchema"], created_by=actor.label,
+                                                 edited_by_id=actor.account_id))
         template.status = TemplateStatus.DRAFT
     else:
         current = template.current
         current.name, current.channels = clean["name"], clean["channels"]
         current.variable_schema = clean["variableSchema"]
+        current.edited_by_id = actor.account_id
     template.name, template.category, template.tags = clean["name"], clean["category"], clean["tags"]
     template.updated_at = utcnow()
     audit.record(actor, "template.edited", "template", template.template_id, from_status=old_status,
@@ -319,6 +327,30 @@ _MOVES = {
 }
 
 
+def own_edit(version: TemplateVersion, actor: Actor) -> bool:
+    """True when four-eyes keeps `actor` from approving `version`: the setting is on and the
+    actor last edited it, or the actor has no account (the system is nobody's second pair of
+    eyes). An unknown editor (edited_by_id NULL: before this rule, or the system) binds no one."""
+    from dashboard.services import workspace
+
+    if not workspace.four_eyes().enabled:
+        return False
+    return actor.account_id is None or version.edited_by_id == actor.account_id
+
+
+def check_four_eyes(template: Template, actor: Actor) -> None:
+    from dashboard.services.control import FourEyesRequired
+
+    version = template.current
+    if not own_edit(version, actor):
+        return
+    if actor.account_id is None:
+        raise FourEyesRequired(f"Four-eyes approval is on: version {version.version} must be approved by a "
+                               "person's account, not by the system.")
+    raise FourEyesRequired(f"Four-eyes approval is on: you last edited version {version.version}, so another "
+                           "person must approve it.")
+
+
 def transition(template_id: str, action: str, actor: Actor) -> Template:
     """The one table of template moves, each a conditional UPDATE so races can't both win."""
     template = get(template_id)
@@ -327,19 +359,30 @@ def transition(template_id: str, action: str, actor: Actor) -> Template:
         return template  # approving an approved template is a no-op, not an error
     now, old_status = utcnow(), template.status
     values = {"status": target, "updated_at": now}
+    where = [Template.id == template.id, Template.status.in_(sources)]
     if target == TemplateStatus.APPROVED:
         validate(as_input(template))
+        check_four_eyes(template, actor)
         values["approved_at"] = now
-    result = db.session.execute(
-        sql_update(Template).where(Template.id == template.id, Template.status.in_(sources)).values(**values)
-    )
+        # an edit committed between our read and this UPDATE (new content, perhaps a new last
+        # editor) must not be approved unseen: every edit moves updated_at
+        where.append(Template.updated_at == template.updated_at)
+    result = db.session.execute(sql_update(Template).where(*where).values(**values))
     if result.rowcount != 1:
         db.session.rollback()
-        raise LifecycleError(f"Template is {get(template_id).status}; it cannot be {action}d.")
+        status = get(template_id).status
+        if status in sources:
+            raise LifecycleError("The template was edited while you were approving it; review the new "
+                                 "content and approve again.")
+        raise LifecycleError(f"Template is {status}; it cannot be {action}d.")
+    details = {"version": template.version}
     if target == TemplateStatus.APPROVED:
-        template.current.approved_at = now
+        template.current.approved_at, template.current.approved_by = now, actor.label[:300]
+        details["approvedBy"] = actor.label
+        if template.current.edited_by_id is not None:
+            details["editedById"] = template.current.edited_by_id
     audit.record(actor, f"template.{action}d", "template", template.template_id,
-                 from_status=old_status, to_status=target, details={"version": template.version})
+                 from_status=old_status, to_status=target, details=details)
     db.session.commit()
     db.session.refresh(template)
     return template

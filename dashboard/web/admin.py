@@ -1,17 +1,18 @@
-"""Admin pages: accounts and roles, API keys."""
+"""Admin pages: accounts and roles, API keys, workspace settings (four-eyes)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from sqlalchemy import select
-from wtforms import SelectChoice
+from wtforms import BooleanField, IntegerField, SelectChoice
+from wtforms.validators import InputRequired, NumberRange, StopValidation
 
 from dashboard.access import ADMINS, current_actor, roles
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
 from dashboard.models import Account, ApiKey
-from dashboard.services import accounts
-from dashboard.web.forms import AccountForm, ApiKeyForm, ConfirmForm, RoleForm
+from dashboard.services import accounts, workspace
+from dashboard.web.forms import AccountForm, ApiKeyForm, ConfirmForm, HeraldForm, RoleForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -119,3 +120,59 @@ def api_key_revoke(key_id: int):
     key = accounts.revoke_api_key(key_id, current_actor())
     flash(f"API key {key.prefix} revoked; requests using it now get 401.", "success")
     return redirect(url_for("admin.api_keys"))
+
+
+class WholeNumberField(IntegerField):
+    """An IntegerField whose unreadable input gives one plain message (not also the range's)."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("Enter a whole number of recipients, e.g. 1000.") from None
+
+    def pre_validate(self, form):
+        if self.process_errors and self.raw_data and self.raw_data[0]:  # empty: InputRequired says so
+            raise StopValidation()
+
+
+class WorkspaceForm(HeraldForm):
+    """Four-eyes: one switch and the send size above which a second person approves."""
+
+    enabled = BooleanField("Require a second person (four-eyes)")
+    threshold = WholeNumberField(
+        "Sends larger than this many recipients need a second person's approval",
+        validators=[InputRequired("Enter a number of recipients."),
+                    NumberRange(0, workspace.MAX_THRESHOLD,
+                                f"Enter a whole number from 0 to {workspace.MAX_THRESHOLD:,}.")])
+
+
+def _workspace_page(form: WorkspaceForm, status: int = 200):
+    return render_template("admin/workspace.html", form=form, current=workspace.four_eyes()), status
+
+
+@bp.get("/workspace")
+@roles(*ADMINS)
+def workspace_settings():
+    setting = workspace.four_eyes()
+    return _workspace_page(WorkspaceForm(data={"enabled": setting.enabled, "threshold": setting.threshold}))
+
+
+@bp.post("/workspace")
+@roles(*ADMINS)
+def workspace_save():
+    form = WorkspaceForm()
+    if form.validate_on_submit():
+        try:
+            setting = workspace.set_four_eyes(bool(form.enabled.data), form.threshold.data, current_actor())
+        except ValidationError as err:
+            _apply_field_errors(form, err)
+        else:
+            if setting.enabled:
+                flash(f"Four-eyes approval is on: templates need a second person's approval, and so do sends "
+                      f"to more than {setting.threshold:,} recipients.", "success")
+            else:
+                flash("Four-eyes approval is off: the editor of a template may approve it, and sends start "
+                      "without a second approval.", "success")
+            return redirect(url_for("admin.workspace_settings"))
+    return _workspace_page(form, 400)

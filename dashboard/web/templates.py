@@ -9,6 +9,8 @@ from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.models import TemplateStatus
 from dashboard.services import templates as service
+from dashboard.services import workspace
+from dashboard.services.control import FourEyesRequired
 from dashboard.web.forms import ConfirmForm
 from dashboard.web.template_forms import (
     TemplateForm,
@@ -111,9 +113,11 @@ def show(template_id: str):
         if version is None:
             abort(404)
     payload = {"channels": version.channels, "variableSchema": version.variable_schema}
+    # four-eyes: the person who last edited the draft sees who must approve it instead of a button
+    own_edit = template.status == TemplateStatus.DRAFT and service.own_edit(template.current, current_actor())
     return render_template("templates/show.html", template=template, version=version,
                            state=service.version_state(template), preview=preview_context(payload),
-                           confirm=ConfirmForm())
+                           confirm=ConfirmForm(), own_edit=own_edit, four_eyes=workspace.four_eyes())
 
 
 @bp.route("/<template_id>/edit", methods=["GET", "POST"])
@@ -149,10 +153,11 @@ def edit(template_id: str):
 def transition(template_id: str, action: str):
     try:
         template = service.transition(template_id, action, current_actor())
-    except (LifecycleError, ValidationError) as err:
+    except (LifecycleError, ValidationError, FourEyesRequired) as err:
         flash(err.message, "error")
     else:
-        flash(f"Template {template.status} (version {template.version}).", "success")
+        by = f" by {template.current.approved_by}" if action == "approve" and template.current.approved_by else ""
+        flash(f"Template {template.status}{by} (version {template.version}).", "success")
     return redirect(url_for("templates.show", template_id=template_id))
 
 

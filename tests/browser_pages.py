@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.services import campaigns, recipients, templates
+from dashboard.services import campaigns, control, lifecycle, recipients, templates
 from tests.conftest import PASSWORD
+from tests.engine import drain
 from tests.test_security import ACTOR, EXPECTED, _url
 
 ROLES = ("admin", "marketer", "support")
@@ -20,13 +21,17 @@ LONG_NAME = "Black Friday early access for VIP customers in Europe and North Ame
 
 @pytest.fixture(name="sweep")
 def sweep_fixture(world):
-    """The security sweep's objects, plus a draft with recipients and a long name, and a template
-    whose approved version has a newer draft."""
+    """The security sweep's objects, plus a draft with recipients and a long name, a canary send
+    held after its first wave (issue 14), and a template whose approved version has a newer draft."""
     draft = campaigns.create({"name": LONG_NAME, "templateId": "t"}, ACTOR)
     recipients.add_manual(draft.id, ["u1", "u2", "customer-000123456789"], {"u1": {"name": "Ann"}}, ACTOR)
+    held = campaigns.create({"name": "Canary " + LONG_NAME, "templateId": "t", "variables": {"name": "Ann"}}, ACTOR)
+    recipients.add_manual(held.id, [f"customer-{i:012d}" for i in range(40)], None, ACTOR)
+    lifecycle.send(held.id, None, ACTOR, options=control.parse_options({"canary": {"size": 4, "holdMinutes": 60}}))
+    drain()
     templates.update("t", {"channels": {"in_app": {"title": "Hello {{ name }}, a longer title for the edit",
                                                    "body": "Body text"}}}, ACTOR)
-    return dict(world, draft=draft.id)
+    return dict(world, draft=draft.id, held=held.id)
 
 
 def page_urls(app, sweep: dict, role: str | None) -> list[str]:
@@ -40,7 +45,8 @@ def page_urls(app, sweep: dict, role: str | None) -> list[str]:
             continue
         urls.append(_url(rule, sweep, real=True))
     if role is not None:
-        urls += [f"/campaigns/{sweep['draft']}", f"/support?userId={sweep['user']}", "/no-such-page"]
+        urls += [f"/campaigns/{sweep['draft']}", f"/campaigns/{sweep['held']}", f"/support?userId={sweep['user']}",
+                 "/no-such-page"]
     return sorted(set(urls))
 
 

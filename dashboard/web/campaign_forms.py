@@ -1,12 +1,16 @@
+"""Campaign forms: the draft, recipients (typed or uploaded), and Review & send's delivery options."""
+
 from __future__ import annotations
 
+import math
 import re
 
 from flask_wtf.file import FileField
-from wtforms import IntegerField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, IntegerField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional
 
-from dashboard.errors import AppError
+from dashboard.errors import AppError, ValidationError
+from dashboard.services import control
 from dashboard.web.forms import HeraldForm
 
 LINE_SPLIT = re.compile(r"\r\n|\r|\n")
@@ -34,6 +38,119 @@ class AddRecipientsForm(HeraldForm):
 
 class UploadForm(HeraldForm):
     file = FileField("CSV file", render_kw={"accept": ".csv,text/csv"})
+
+
+CANARY_CHOICES = [SelectChoice("off", "Off — send to everyone at once"), SelectChoice("size", "A number"),
+                  SelectChoice("percent", "A percentage")]  # the number input and its unit follow the label
+HALT_CHOICES = [SelectChoice("canary", "With a canary wave (default)"),
+                SelectChoice("always", "Always, also without a canary"), SelectChoice("off", "Off")]
+NUMBER = {"type": "number", "inputmode": "decimal", "step": "any", "min": "0"}
+
+
+class SendOptionsForm(HeraldForm):
+    """Review & send's "Advanced delivery". Numbers are kept as typed: control.parse_options
+    judges them, so the dashboard refuses exactly what the API refuses, in the same words.
+    The automatic pause follows the API's default (on with a canary, off without one) unless
+    the marketer picks "always" or "off"; a plain Send now therefore sends as it always did."""
+
+    advanced = HiddenField(default="1")  # the send came with these fields (the live page's Send now has none)
+    canary = RadioField("Canary first wave", choices=CANARY_CHOICES, default="off")
+    canary_size = StringField("Recipients in the first wave", render_kw=NUMBER | {"inputmode": "numeric"})
+    canary_percent = StringField("Percent of the audience in the first wave", render_kw=NUMBER)
+    hold_minutes = StringField("Hold after the first wave (minutes)", render_kw=NUMBER | {"inputmode": "numeric"})
+    halt = RadioField("Pause automatically", choices=HALT_CHOICES, default="canary")
+    halt_percent = StringField("Failure percentage", default="5", render_kw=NUMBER)
+    halt_window = StringField("Deliveries watched", default="200", render_kw=NUMBER | {"inputmode": "numeric"})
+    spread_minutes = StringField("Spread the send over (minutes)", render_kw=NUMBER | {"inputmode": "numeric"})
+
+    def body(self) -> dict:
+        """The API's send options (camelCase) from what was typed."""
+        body: dict = {}
+        if self.canary.data in ("size", "percent"):
+            body["canary"] = {self.canary.data: number(self[f"canary_{self.canary.data}"].data)}
+            if (self.hold_minutes.data or "").strip():
+                body["canary"]["holdMinutes"] = number(self.hold_minutes.data)
+        if self.halt.data == "off":
+            body["haltRule"] = None
+        elif self.halt.data == "always" or "canary" in body:
+            body["haltRule"] = {"percent": number(self.halt_percent.data), "window": number(self.halt_window.data)}
+        if (self.spread_minutes.data or "").strip():
+            body["spreadMinutes"] = number(self.spread_minutes.data)
+        return body
+
+    def options(self) -> control.SendOptions:
+        """control.parse_options over the typed values; every refused part is reported at once
+        (ValidationError with the API's field names), not only the first."""
+        body = self.body()
+        problems = []
+        if "canary" in body and body["canary"][self.canary.data] is None:
+            noun = "recipients" if self.canary.data == "size" else "a percentage"
+            problems.append({"field": f"canary.{self.canary.data}", "message": f"enter {noun} for the first wave"})
+        else:
+            parts = [{k: body[k]} for k in ("haltRule", "spreadMinutes") if k in body]
+            if "canary" in body:  # the wave's size and its hold, each judged on its own
+                wave = {k: v for k, v in body["canary"].items() if k != "holdMinutes"}
+                parts.append({"canary": wave})
+                if "holdMinutes" in body["canary"]:
+                    parts.append({"canary": {"size": 1, "holdMinutes": body["canary"]["holdMinutes"]}})
+            for part in parts:
+                try:
+                    control.parse_options(part)
+                except ValidationError as err:
+                    problems += err.details
+        if problems:
+            raise ValidationError("Check the delivery options: nothing was sent.", problems)
+        return control.parse_options(body)
+
+    def show_errors(self, err: ValidationError) -> list[str]:
+        """Put the API's field problems next to their inputs; returns what belongs to no input."""
+        fields = {"canary": self[f"canary_{self.canary.data}"] if self.canary.data in ("size", "percent")
+                  else self.canary, "canary.size": self.canary_size, "canary.percent": self.canary_percent,
+                  "canary.holdMinutes": self.hold_minutes, "haltRule": self.halt, "haltRule.percent": self.halt_percent,
+                  "haltRule.window": self.halt_window, "spreadMinutes": self.spread_minutes}
+        rest = []
+        for detail in err.details:
+            field = fields.get(detail.get("field"))
+            text = sentence(detail.get("message", ""))
+            if field is None:
+                rest.append(text)
+            else:
+                field.errors = [*field.errors, text]
+        return rest
+
+    def touched(self) -> bool:
+        """Anything other than the defaults chosen (the section opens to show it)."""
+        return (self.canary.data != "off" or self.halt.data != "canary"
+                or bool((self.spread_minutes.data or "").strip())
+                or (self.halt_percent.data or "") != "5" or (self.halt_window.data or "") != "200"
+                or any(f.errors for f in self))
+
+
+def number(text: str | None):
+    """Typed text -> int or float as the API would receive it; anything else stays a string, so
+    control.parse_options refuses it with its own message. "1,000" is read as 1000, "10%" as 10."""
+    if text is None:
+        return None
+    raw = text.strip().replace(",", "").replace(" ", "").removesuffix("%")
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        value = float(raw)
+    except ValueError:
+        return text.strip()[:40]
+    return value if math.isfinite(value) else text.strip()[:40]
+
+
+def sentence(message: str) -> str:
+    """"must be a whole number" -> "Must be a whole number." (a message shown next to its field)."""
+    message = message.strip()
+    if not message:
+        return message
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
 
 
 def parse_user_ids(text: str) -> list[tuple[int, str]]:

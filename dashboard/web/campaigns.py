@@ -29,7 +29,7 @@ from dashboard.services import templates as template_service
 from dashboard.web import timefmt
 from dashboard.web.campaign_forms import AddRecipientsForm, CampaignForm, UploadForm, add_problems, parse_user_ids
 from dashboard.web.forms import ConfirmForm
-from dashboard.web.live import TIMEZONES, status_context
+from dashboard.web.live import TIMEZONES, send_form, spread_hint, status_context
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
@@ -200,8 +200,11 @@ def _show_page(campaign, status: int = 200, **overrides):
         context.update(_preview_context(campaign))
     if campaign.is_draft:
         context["estimate"] = queries.send_estimate(campaign)
-        typed = session.pop("schedule_typed", None)  # a refused schedule: show what was typed
-        context["schedule_typed"] = typed if typed and typed.get("campaign") == campaign.id else None
+        typed = session.pop("schedule_typed", None)  # a refused send: show what was typed
+        typed = typed if typed and typed.get("campaign") == campaign.id else None
+        context["schedule_typed"] = typed if typed and "local" in typed else None
+        context["send_form"] = form = send_form(typed)
+        context["spread_text"] = spread_hint(campaign, form.spread_minutes.data)
         context["test_outcome"] = queries.latest_test(campaign.id)
     if not campaign.is_draft:
         context["engagement"] = queries.engagement(campaign)

@@ -156,8 +156,7 @@ def transition(template_id: str, action: str):
     except (LifecycleError, ValidationError, FourEyesRequired) as err:
         flash(err.message, "error")
     else:
-        by = f" by {template.current.approved_by}" if action == "approve" and template.current.approved_by else ""
-        flash(f"Template {template.status}{by} (version {template.version}).", "success")
+        flash(f"Template {template.status} (version {template.version}).", "success")
     return redirect(url_for("templates.show", template_id=template_id))
 
 

@@ -44,17 +44,20 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     init_redis(app)
 
-    from dashboard import models, params  # noqa: F401  (models: register tables)
+    from dashboard import logs, metrics, models, params  # noqa: F401  (models: register tables)
     from dashboard.access import init_access
     from dashboard.api import bp as api_bp
     from dashboard.cli import register_cli
     from dashboard.errors import register_error_handlers
-    from dashboard.web import register_web
+    from dashboard.web import ops, register_web
     from dashboard.web.security import init_security_headers
 
+    logs.init_app(app)  # first: every later hook (and a refused request) has the request id
+    metrics.init_app(app)
     init_access(app)
     params.init_app(app)  # before the blueprints: it bounds the <int:...> converter
     register_web(app)
+    app.register_blueprint(ops.bp)  # /metrics and the admin Queues & workers page
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-key auth only; cookies are never accepted there
     register_error_handlers(app)

@@ -27,6 +27,16 @@ def _dev_secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+def log_format(environ) -> str:
+    """HERALD_LOG_FORMAT: `json` (one object per line, the production default) or `plain`."""
+    fmt = environ.get("HERALD_LOG_FORMAT", "").lower()
+    if not fmt:
+        fmt = "json" if environ.get("HERALD_ENV", "production").lower() == "production" else "plain"
+    if fmt not in ("json", "plain"):
+        raise RuntimeError(f"HERALD_LOG_FORMAT must be json or plain, not {fmt!r}")
+    return fmt
+
+
 def from_environment(instance_path: str, environ: os._Environ | dict | None = None) -> dict:
     env = os.environ if environ is None else environ
     herald_env = env.get("HERALD_ENV", "production").lower()
@@ -80,4 +90,11 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         # Fernet key(s) for channel secrets at rest; empty: a key derived from SECRET_KEY.
         "HERALD_ENCRYPTION_KEY": env.get("HERALD_ENCRYPTION_KEY", ""),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
+        # Operations: GET /metrics answers this bearer token (and signed-in admins); empty: admins only.
+        "HERALD_METRICS_TOKEN": env.get("HERALD_METRICS_TOKEN", ""),
+        "HERALD_LOG_FORMAT": log_format(env),
+        # Error reporting (sentry-sdk) only when a DSN is set; no personal data is sent.
+        "SENTRY_DSN": env.get("SENTRY_DSN", ""),
+        "SENTRY_TRACES_SAMPLE_RATE": float(env.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        "HERALD_RELEASE": env.get("HERALD_RELEASE") or env.get("HEROKU_SLUG_COMMIT", ""),
     }

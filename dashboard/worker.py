@@ -24,6 +24,7 @@ of maintenance), where nothing can swallow it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -35,16 +36,18 @@ from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_TAS
 from rq.exceptions import StopRequested
 from rq.utils import now
 
-from dashboard import jobs, shutdown
+from dashboard import jobs, logs, metrics, queue_state, shutdown
 
 # Blocked around fork() so that a new horse only ever sees them once its own handlers are in place.
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 SCHEDULER_STOP_SECONDS = 3.0  # the scheduler checks its stop flag every second
 HORSE_REAP_SECONDS = 8.0  # on exit, for a horse RQ lost track of (Redis vanished mid-job)
+_RECORD_ATTRIBUTES = {*vars(logging.makeLogRecord({})), "message", "asctime"}  # not usable as `extra` keys
 
 
 class HeraldWorker(Worker):
     def __init__(self, *args, **kwargs):
+        logs.configure()  # JSON lines in production, with job/chunk/campaign ids (replaces RQ's handlers)
         # Short TTLs so a killed worker is noticed quickly and an idle one sweeps often.
         # (rq's command line passes its own defaults, so replace those, keep explicit choices)
         kwargs["default_worker_ttl"] = None
@@ -124,14 +127,53 @@ class HeraldWorker(Worker):
         try:
             if not self._stop_requested:  # stopping: don't restart the scheduler or start a sweep
                 super().run_maintenance_tasks()
+                started = time.monotonic()
                 try:
-                    jobs.sweep()
-                except Exception:  # a failed sweep must never stop the worker; the next one retries
+                    report = jobs.sweep()
+                except Exception as err:  # a failed sweep must never stop the worker; the next one retries
                     self.log.exception("Herald sweep failed")
+                    metrics.record_sweep_failure(self.connection, f"{type(err).__name__}: {err}", self.name)
+                else:
+                    if report is not None:  # None: another worker's sweep held the lock
+                        metrics.record_sweep(self.connection, report, time.monotonic() - started, self.name)
         finally:
             self._interruptible = interruptible
         if self._stop_requested:  # asked while maintaining: stop before waiting for another job
             raise StopRequested()
+
+    # -- running a job: ids in the logs, figures in the metrics ----------------------------------
+
+    def execute_job(self, job, queue):
+        """Bind the job's ids (job, chunk, campaign) for every log line about it, the work
+        horse's included (it is forked in here and inherits them)."""
+        try:
+            with jobs.get_app().app_context():
+                ids = queue_state.job_ids(job)
+        except Exception as err:  # noqa: BLE001 (the ids are for the logs; the job runs regardless)
+            self.log.warning("could not read the ids of job %s: %s", job.id, err)
+            ids = {"job_id": job.id}
+        token = logs.bind(**ids)
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            logs.reset(token)
+
+    def perform_job(self, job, queue, *args, **kwargs):
+        """In the work horse: the job, then one line saying how it went and its metrics."""
+        started, ok = time.monotonic(), False
+        try:
+            ok = super().perform_job(job, queue, *args, **kwargs)
+            return ok
+        finally:
+            seconds = time.monotonic() - started
+            metrics.record_job(self.connection, job, queue.name, ok, seconds)
+            result = getattr(job, "_result", None) if ok else None
+            extra = {"function": queue_state.job_function(job), "queue": queue.name, "outcome": "finished" if ok
+                     else "failed", "duration_ms": round(seconds * 1000, 1)}
+            if isinstance(result, dict):
+                extra.update({k: v for k, v in result.items()
+                              if isinstance(v, (int, float, str, bool)) and k not in _RECORD_ATTRIBUTES})
+            self.log.info("job %s %s in %.0f ms", job.id, extra["outcome"], seconds * 1000, extra=extra)
 
     # -- stopping: the worker process ---------------------------------------------------------
 

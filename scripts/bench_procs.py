@@ -32,6 +32,14 @@ def worker_command() -> list[str]:
     return [str(Path(sys.executable).parent / args[0]), *args[1:]]
 
 
+def web_command(port: int) -> list[str]:
+    """The Procfile's web line (gunicorn with gunicorn.conf.py, what production runs), with this
+    virtualenv's gunicorn, on 127.0.0.1:port."""
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    args = shlex.split(line.split(":", 1)[1])
+    return [str(Path(sys.executable).parent / args[0]), *args[1:-1], "-b", f"127.0.0.1:{port}", args[-1]]
+
+
 def exited(proc: subprocess.Popen, timeout: float) -> bool:
     """True once proc has exited (within `timeout` s), leaving it unreaped."""
     deadline = time.monotonic() + timeout

@@ -44,6 +44,6 @@ def test_failing_job_is_recorded_as_failed(app):
 
 def test_procfile_declares_web_worker_release():
     procfile = (ROOT / "Procfile").read_text()
-    assert "web: gunicorn wsgi:app" in procfile
+    assert "web: gunicorn -c gunicorn.conf.py wsgi:app" in procfile  # the settings production runs
     assert "rq worker --with-scheduler" in procfile and "realtime batch default" in procfile
     assert "release: flask --app wsgi db upgrade" in procfile

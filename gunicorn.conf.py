@@ -1,0 +1,70 @@
+"""Gunicorn settings for Herald's web process: what the Procfile, the container and `make bench`
+run (gunicorn also reads this file by itself when started from the repository's root).
+
+Worker class: gthread, WEB_CONCURRENCY processes x HERALD_WEB_THREADS threads (2 x 8 by
+default, what the benchmarks measure). The dashboard's traffic is a mix of 1-second HTMX status
+polls (a few ms each, many at once) and CSV uploads of up to 25 MB that take seconds on a slow
+link: a sync worker would be blocked by each upload, and threads let the polls go on beside it.
+The code is plain blocking I/O (SQLAlchemy, redis-py), safe in threads; gevent would need
+monkey-patching of psycopg and redis-py. An endpoint holding connections open for minutes
+(server-sent events for the end-user inbox) ties up one thread per client here: that feature
+would need its own worker class (gevent, or an async process) — decide it there.
+
+Proxies: Herald's own ProxyFix (HERALD_TRUSTED_PROXIES hops) reads X-Forwarded-For/-Proto.
+Gunicorn is made to agree: with no trusted proxy it believes no forwarded header from anyone,
+with one or more it lets the router (whose address a platform does not publish) set the scheme.
+
+Metrics: prometheus_client's multi-process mode needs a directory shared by the web workers,
+named before any of them imports it. One is made here unless PROMETHEUS_MULTIPROC_DIR is set;
+either way its files are removed at start (a previous run's counts would add to this one's),
+and a worker's live gauges when it exits."""
+
+import glob
+import os
+import shutil
+import tempfile
+
+_made_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _made_dir = tempfile.mkdtemp(prefix="herald-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_dir
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+from dashboard import logs  # noqa: E402 (after the metrics directory is named)
+
+wsgi_app = "wsgi:app"
+# bind: gunicorn's default, 0.0.0.0:$PORT when the platform sets PORT, else 127.0.0.1:8000.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("HERALD_WEB_THREADS", "8"))
+# A worker whose main loop is silent this long is restarted (gthread answers while requests run).
+timeout = 30
+# On SIGTERM, requests in flight get this long; below the 30 s platforms allow before SIGKILL.
+graceful_timeout = 25
+keepalive = 5
+if os.path.isdir("/dev/shm"):  # the heartbeat file off the (possibly slow, overlay) disk in containers
+    worker_tmp_dir = "/dev/shm"
+
+_trusted = int(os.environ.get("HERALD_TRUSTED_PROXIES", "0") or 0)
+forwarded_allow_ips = "*" if _trusted > 0 else ""
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}  # only the header ProxyFix reads too
+
+# JSON lines in production (request ids, see dashboard/logs.py); gunicorn's own lines included.
+logconfig_dict = logs.dict_config()
+control_socket_disable = True  # no runtime control by gunicornc (nor a shared socket path per user)
+
+
+def on_starting(server):
+    for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _made_dir:
+        shutil.rmtree(_made_dir, ignore_errors=True)

@@ -237,6 +237,9 @@ def realistic(case) -> None:
                 del body["variableSchema"]  # the stored content's {{ placeholders }} must stay declared
     if label == "POST /campaigns/{campaignId}/send" and body.get("scheduledAt") is not None:
         body["scheduledAt"] = (utcnow() + timedelta(days=1)).isoformat()
+    if label == "POST /campaigns/{campaignId}/send" and isinstance(body.get("canary"), dict):
+        # a first wave smaller than the audience (the seeded draft has 3 recipients)
+        body["canary"] = {"size": 1, "holdMinutes": body["canary"].get("holdMinutes")}
     if label == "PUT /channels/{type}" and isinstance(body.get("settings"), dict):
         kind = case.path_parameters["type"]
         body["settings"] = {k: v for k, v in body["settings"].items() if k in SETTINGS.get(kind, ())}

@@ -79,6 +79,10 @@ def test_error_envelope_and_shapes_named_by_the_spec_are_documented():
     schemas = document()["components"]["schemas"]
     assert schemas["Error"]["properties"]["error"]["required"] == ["code", "message", "details"]
     assert {"failureReason", "counts", "rate", "etaSeconds"} <= set(schemas["Campaign"]["required"])
+    # SPEC §10 delivery control: the paused state, its reason, the send options and four-eyes
+    assert "paused" in schemas["CampaignStatus"]["enum"]
+    assert {"pausedReason", "canary", "haltRule", "spreadMinutes", "approval"} <= set(schemas["Campaign"]["required"])
+    assert {"canary", "haltRule", "spreadMinutes", "scheduledAt"} <= set(schemas["SendRequest"]["properties"])
     assert "lastError" in schemas["Recipient"]["required"]
     assert schemas["ListPage"]["required"] == ["items", "nextCursor"]
     assert {"accepted", "rejected", "imported", "errors", "warnings", "sample"} <= set(

@@ -5,21 +5,56 @@ from flask import Response, jsonify, request, stream_with_context
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.api import query
-from dashboard.api.common import bp, idempotent, json_body
-from dashboard.errors import ValidationError
+from dashboard.api.common import bp, idempotent, json_body, whole_numbers
+from dashboard.errors import LifecycleError, ValidationError
 from dashboard.exports import recipients_csv_stream
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
 from dashboard.services import campaigns as service
-from dashboard.services import lifecycle, recipients, test_sends, uploads
+from dashboard.services import channel_settings, control, lifecycle, recipients, test_sends, uploads
 from dashboard.services.delivery import progress
+
+S = CampaignStatus
+FINISHED = (S.SENT, S.FAILED, S.CANCELLED)
 
 
 def _iso(value):
     return value.isoformat() if value else None
 
 
-def campaign_json(c: Campaign) -> dict:
+def _wave_report_due(c: Campaign) -> bool:
+    """The first wave's report costs a scan of the campaign's recipients, so it is computed only
+    when someone is deciding (paused after or during the wave) or looking back (finished); while
+    sending, `counts` tells the story."""
+    return c.status == S.PAUSED or c.status in FINISHED
+
+
+def _canary(c: Campaign, detail: bool) -> dict | None:
+    if c.canary_state is None:
+        return None
+    return {"size": c.canary_size, "percent": c.canary_percent, "holdMinutes": c.canary_hold_minutes,
+            "state": c.canary_state, "seed": c.canary_seed,
+            "wave": control.canary_report(c) if detail and _wave_report_due(c) else None}
+
+
+def _approval(c: Campaign) -> dict | None:
+    if c.approval_requested_by is None:
+        return None
+    return {"requestedBy": c.approval_requested_by, "requestedAt": _iso(c.approval_requested_at),
+            "approvedBy": c.approved_by, "approvedAt": _iso(c.approved_at), "awaiting": c.awaiting_approval}
+
+
+def _spread_rate(c: Campaign) -> float | None:
+    """Only a spread campaign looks up its channel (one row per channel per request: the session's
+    identity map answers the rest of a list)."""
+    if not c.spread_minutes:
+        return None
+    return control.spread_rate(c, channel_settings.get(c.channel).rate_limit)
+
+
+def campaign_json(c: Campaign, detail: bool = True) -> dict:
+    """The campaign; `detail=False` (lists) leaves out what needs more than the row (the canary wave)."""
     rate, eta = progress.rate_and_eta(c)
+    halt = {"percent": c.halt_percent, "window": c.halt_window} if c.halt_percent is not None else None
     return {
         "id": c.id, "name": c.name, "status": c.status, "templateId": c.template.template_id,
         "templateVersion": c.template_version, "channel": c.channel, "deliveryMode": c.delivery_mode,
@@ -28,6 +63,9 @@ def campaign_json(c: Campaign) -> dict:
         "createdAt": _iso(c.created_at), "updatedAt": _iso(c.updated_at),
         "counts": {"total": c.total, "pending": c.pending, "sent": c.sent, "failed": c.failed, "skipped": c.skipped},
         "rate": rate, "etaSeconds": eta, "failureReason": c.failure_reason, "retryOfId": c.retry_of_id,
+        "pausedReason": c.paused_reason, "pausedAt": _iso(c.paused_at), "pausedBy": c.paused_by,
+        "canary": _canary(c, detail), "haltRule": halt, "spreadMinutes": c.spread_minutes,
+        "spreadRate": _spread_rate(c), "approval": _approval(c),
     }
 
 
@@ -42,7 +80,7 @@ def recipient_json(r: Recipient) -> dict:
 def campaign_list():
     page = queries.campaigns(query.choice("status", CampaignStatus), request.args.get("q"),
                              limit=query.limit(), cursor=request.args.get("cursor"))
-    return jsonify({"items": [campaign_json(c) for c in page.items], "nextCursor": page.next_cursor})
+    return jsonify({"items": [campaign_json(c, detail=False) for c in page.items], "nextCursor": page.next_cursor})
 
 
 @bp.post("/campaigns")
@@ -121,8 +159,17 @@ def recipients_upload(campaign_id: int):
 @roles(*WRITERS)
 @idempotent
 def campaign_send(campaign_id: int):
+    """Send now or schedule; a draft may also get delivery-control options (canary, haltRule,
+    spreadMinutes). A scheduled campaign keeps the options it was scheduled with."""
     body = json_body(optional=True)
-    return jsonify(campaign_json(lifecycle.send(campaign_id, body.get("scheduledAt"), current_actor()))), 202
+    options = control.parse_options(whole_numbers(body, "canary.size", "canary.holdMinutes", "haltRule.window",
+                                                  "spreadMinutes"))
+    status = service.get(campaign_id).status
+    if options != control.SendOptions() and status != S.DRAFT:
+        raise LifecycleError(f"Campaign is {status}; delivery options are set when a draft is sent "
+                             "(unschedule it to change them).", [{"field": "status", "message": status}])
+    campaign = lifecycle.send(campaign_id, body.get("scheduledAt"), current_actor(), options=options)
+    return jsonify(campaign_json(campaign)), 202
 
 
 @bp.post("/campaigns/<int:campaign_id>/test")
@@ -144,6 +191,26 @@ def campaign_unschedule(campaign_id: int):
 @roles(*WRITERS)
 def campaign_cancel(campaign_id: int):
     return jsonify(campaign_json(lifecycle.cancel(campaign_id, current_actor())))
+
+
+@bp.post("/campaigns/<int:campaign_id>/pause")
+@roles(*WRITERS)
+def campaign_pause(campaign_id: int):
+    return jsonify(campaign_json(control.pause(campaign_id, current_actor())))
+
+
+@bp.post("/campaigns/<int:campaign_id>/resume")
+@roles(*WRITERS)
+def campaign_resume(campaign_id: int):
+    """Resume a paused send; after a canary hold this is Continue (the rest of the audience)."""
+    return jsonify(campaign_json(control.resume(campaign_id, current_actor())))
+
+
+@bp.post("/campaigns/<int:campaign_id>/approve-send")
+@roles(*WRITERS)
+def campaign_approve_send(campaign_id: int):
+    """Four-eyes: a second account approves a send waiting for it (403 four_eyes for the first)."""
+    return jsonify(campaign_json(control.approve_send(campaign_id, current_actor())))
 
 
 @bp.post("/campaigns/<int:campaign_id>/duplicate")

@@ -80,3 +80,19 @@ def idempotent(view):
             redis.delete(slot + ":lock")
 
     return wrapper
+
+
+def whole_numbers(data: dict, *fields: str) -> dict:
+    """A copy of `data` where the named integer fields (`a` or `a.b`) given as 60.0 are 60: JSON has
+    one number type, and the document's `integer` accepts a zero fraction, so the API does too."""
+    def whole(value):
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    out = dict(data)
+    for field in fields:
+        head, _, tail = field.partition(".")
+        if not tail and head in out:
+            out[head] = whole(out[head])
+        elif tail and isinstance(out.get(head), dict) and tail in out[head]:
+            out[head] = {**out[head], tail: whole(out[head][tail])}
+    return out

@@ -38,6 +38,8 @@ def upgrade():
         batch_op.add_column(sa.Column('approved_at', UTC(), nullable=True))
     with op.batch_alter_table('recipients', schema=None) as batch_op:
         batch_op.add_column(sa.Column('wave', sa.SmallInteger(), nullable=True))
+        batch_op.create_index('ix_recipients_canary', ['campaign_id', 'status'], unique=False,
+                              postgresql_where=sa.text('wave IS NOT NULL'), sqlite_where=sa.text('wave IS NOT NULL'))
     with op.batch_alter_table('campaign_chunks', schema=None) as batch_op:
         batch_op.add_column(sa.Column('wave', sa.SmallInteger(), server_default='0', nullable=False))
     with op.batch_alter_table('template_versions', schema=None) as batch_op:
@@ -61,6 +63,7 @@ def downgrade():
     with op.batch_alter_table('campaign_chunks', schema=None) as batch_op:
         batch_op.drop_column('wave')
     with op.batch_alter_table('recipients', schema=None) as batch_op:
+        batch_op.drop_index('ix_recipients_canary')
         batch_op.drop_column('wave')
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         for name in ('approved_at', 'approved_by', 'approval_requested_at', 'approval_requested_by_id',

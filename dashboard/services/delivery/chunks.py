@@ -39,6 +39,8 @@ def deliver(chunk_id: int) -> dict:
             requeue(chunk_id, urgent, early)
             return {"skipped": "early"}
         time.sleep(early)
+        if progress.status_of(campaign.id) != CampaignStatus.SENDING:  # paused or cancelled meanwhile
+            return {"skipped": "stopped while waiting"}
     version = db.session.scalar(select(TemplateVersion).where(
         TemplateVersion.template_pk == campaign.template_pk, TemplateVersion.version == campaign.template_version))
     try:
@@ -96,8 +98,9 @@ def count_failure(chunk_id: int, summary: str, run: int | None = None, delay: fl
         return
     campaign = db.session.get(Campaign, chunk.campaign_id)
     failures = chunk.attempts + 1
-    if campaign.status == CampaignStatus.PAUSED:  # resume hands every open chunk a new run
-        chunk.last_error = summary[:1000]
+    if campaign.status == CampaignStatus.PAUSED:  # resume hands every open chunk a new run,
+        # which must find the chunk free: the failed run's lease goes (as requeue's does).
+        chunk.last_error, chunk.leased_until, chunk.lease_token = summary[:1000], None, None
         db.session.commit()
         return
     if failures >= MAX_JOB_FAILURES or campaign.status != CampaignStatus.SENDING:

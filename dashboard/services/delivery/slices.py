@@ -11,6 +11,8 @@ from flask import current_app
 from dashboard import shutdown
 from dashboard.ratelimit import TokenBucket
 
+SHORT_WAIT = 1.0  # seconds: a token wait this short is slept, not handed back to the queue
+
 
 @dataclass
 class Slice:
@@ -38,7 +40,11 @@ class Slice:
         return self.remaining() <= 0 or shutdown.requested()
 
     def acquire(self, n: int) -> float:
-        """0.0 once n tokens are granted; else the seconds until they could be (past this slice)."""
+        """0.0 once n tokens are granted; else the seconds until they could be (past this slice).
+        A wait of up to SHORT_WAIT is slept even past the deadline (the caller ends the slice after
+        that step): handing the chunk back for so short a wait goes through RQ's scheduler, which
+        works to the second, and a throttled send (spread: one message per grant) lost most of a
+        second at every slice."""
         if n <= 0:
             return 0.0
         for bucket in (self.cap, self.bucket):
@@ -48,7 +54,7 @@ class Slice:
                 wait = bucket.try_take(n)
                 if wait == 0:
                     break
-                if wait >= self.remaining() or shutdown.requested():
+                if wait >= max(self.remaining(), SHORT_WAIT) or shutdown.requested():
                     return max(wait, 0.05)
                 time.sleep(wait)
                 self.slept += wait

@@ -85,6 +85,7 @@ def test_a_send_started_under_the_previous_schema_finishes_after_the_upgrade(app
             waiting = db.session.scalars(select(CampaignChunk.id).where(CampaignChunk.campaign_id == campaign_id)
                                          .order_by(CampaignChunk.id)).all()[1]
             jobs.enqueue_chunks([(waiting, 0)], urgent=False)  # enqueued by the previous release's worker
+            db.session.commit()  # hold no lock: the migration's ALTER TABLEs wait for open transactions
 
             upgrade()  # the release phase of this release, while the send is in flight
             with db.engine.connect() as conn:

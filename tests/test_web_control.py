@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -193,6 +194,34 @@ def test_bad_option_values_show_next_to_their_fields_and_nothing_is_sent(client,
     _send(client, c.id, canary="percent", canary_percent="")
     assert "Enter a percentage for the first wave." in _page(client, c.id)
     assert _status(c.id).status == "draft"
+
+
+def test_schedule_takes_the_options_too_and_htmx_is_sent_to_the_page(client, logged_in):
+    c = make_campaign(100)
+    logged_in("marketer")
+    token = csrf_from(_page(client, c.id))
+    day = datetime.now(UTC) + timedelta(days=30)
+    local = f"{day:%Y-%m-%d}T10:30"
+    response = client.post(f"/campaigns/{c.id}/send", headers={"HX-Request": "true"}, data=DEFAULTS | {
+        "csrf_token": token, "intent": "schedule", "scheduled_local": local, "timezone": "UTC",
+        "canary": "size", "canary_size": "10", "hold_minutes": "45"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == f"/campaigns/{c.id}"
+    scheduled = _status(c.id)
+    assert (scheduled.status, scheduled.canary_size, scheduled.canary_hold_minutes, scheduled.halt_percent) == (
+        "scheduled", 10, 45, 5.0)
+    text = _text(_page(client, c.id))
+    assert f"Scheduled for {day:%a} {day.day} {day:%b} 10:30" in text
+    assert "Canary: it sends a first wave (10 recipients) first; then the send holds for 45 min" in text
+    # A refused schedule over HTMX: the same page, with the option's error and the typed date kept.
+    c2 = lifecycle.duplicate(c.id, ACTOR)
+    token = csrf_from(_page(client, c2.id))
+    response = client.post(f"/campaigns/{c2.id}/send", headers={"HX-Request": "true"}, data=DEFAULTS | {
+        "csrf_token": token, "intent": "schedule", "scheduled_local": local, "timezone": "UTC",
+        "canary": "percent", "canary_percent": "100"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == f"/campaigns/{c2.id}#review"
+    page = _page(client, c2.id)
+    assert "Must be a number above 0 and at most 99.9." in page and f'value="{local}"' in page
+    assert _status(c2.id).status == "draft"
 
 
 def test_spread_shows_its_rate_cap_while_typing_and_on_the_live_page(client, logged_in):

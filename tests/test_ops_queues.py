@@ -114,32 +114,47 @@ def test_redis_down_is_said_plainly(app, admin):
     assert "Redis is not answering" in page.get_data(as_text=True)
 
 
-def test_requeue_in_the_browser_asks_first(page, live_server, app, make_account):
-    """The button opens the confirmation dialog; Go back leaves the job failed; confirming requeues."""
+def test_requeue_in_the_browser_asks_first(browser, live_server, app, make_account):
+    """The button opens the confirmation dialog; Go back leaves the job failed; confirming requeues.
+    The page, full (a failed job, a scheduled one, a queued send), passes axe and fits a phone."""
+    from datetime import UTC, datetime, timedelta
+
     from playwright.sync_api import expect
 
+    from dashboard import jobs
     from tests.browser_pages import SHOTS
+    from tests.test_browser_a11y import _axe
 
     account = make_account("admin")
     job = get_queue("default").enqueue("tests.job_probes.explode")
     drain()
-    page.goto(f"{live_server}/login")
-    page.get_by_label("Email").fill(account.email)
-    page.get_by_label("Password").fill("correct horse battery")
-    page.get_by_role("button", name="Sign in").click()
-    page.goto(f"{live_server}/admin/queues")
-    expect(page.get_by_role("heading", name="Queues & workers")).to_be_visible()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "admin-queues-1280.png"), full_page=True)
-    dialog = page.get_by_role("dialog")
-    page.get_by_role("button", name=f"Requeue {job.id}").click()
-    expect(dialog).to_contain_text("Run job")
-    dialog.get_by_role("button", name="Go back").click()
-    assert job.id in failed_ids()
-    page.get_by_role("button", name=f"Requeue {job.id}").click()
-    dialog.get_by_role("button", name=re.compile("Requeue")).click()
-    expect(page.get_by_text(f"Job {job.id} is back at the end of the default queue.")).to_be_visible()
-    assert job.id not in failed_ids() and job.id in get_queue("default").get_job_ids()
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(SHOTS / "admin-queues-390.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    c = make_send("in_app", 3)
+    jobs.enqueue_scheduled(c.id, datetime.now(UTC) + timedelta(hours=2))
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)  # axe is injected
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/login")
+        page.get_by_label("Email").fill(account.email)
+        page.get_by_label("Password").fill("correct horse battery")
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{live_server}/admin/queues")
+        expect(page.get_by_role("heading", name="Queues & workers")).to_be_visible()
+        page.locator("summary", has_text="Traceback").click()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "admin-queues-1280.png"), full_page=True)
+        assert _axe(page) == []
+        dialog = page.get_by_role("dialog")
+        page.get_by_role("button", name=f"Requeue {job.id}").click()
+        expect(dialog).to_contain_text("Run job")
+        dialog.get_by_role("button", name="Go back").click()
+        assert job.id in failed_ids()
+        page.get_by_role("button", name=f"Requeue {job.id}").click()
+        dialog.get_by_role("button", name=re.compile("Requeue")).click()
+        expect(page.get_by_text(f"Job {job.id} is back at the end of the default queue.")).to_be_visible()
+        assert job.id not in failed_ids() and job.id in get_queue("default").get_job_ids()
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(SHOTS / "admin-queues-390.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert _axe(page) == []
+    finally:
+        context.close()

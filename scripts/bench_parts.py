@@ -247,7 +247,7 @@ def _campaign_page(c: httpx.Client, campaign_id: int) -> float:
 
 def part_load() -> dict:
     """The web tier as the Procfile runs it: 20 pollers on the status partial while 100k in-app
-    recipients send (1% of them failing: a NUL in a value), the campaign page (first page of
+    recipients send (1% of them failing: an image that is not an http(s) URL), the campaign page (first page of
     100k recipients) requested over and over meanwhile, then again once the send is over, with
     its failures, uncached (the final campaign's timeline cache is dropped before each request)."""
     app = create_app()
@@ -255,7 +255,7 @@ def part_load() -> dict:
         campaign_id, _ = setup(app)
         add_recipients(campaign_id, ROWS)
         db.session.execute(update(Recipient).where(Recipient.campaign_id == campaign_id, Recipient.id % 100 == 7)
-                           .values(variables={"firstName": "Ann", "offer": "has a \x00 NUL"}))
+                           .values(variables={"firstName": "Ann", "offer": "20%", "banner": "ftp://files.io/1.png"}))
         db.session.commit()
         base = _gunicorn(children)
         children.worker()

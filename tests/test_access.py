@@ -19,9 +19,11 @@ def test_every_route_declares_an_access_rule(app):
 
 
 def test_only_login_and_healthz_are_public(app):
+    """/metrics is for a scraper, so it checks its own credential instead of a session: the
+    HERALD_METRICS_TOKEN bearer token or a signed-in admin (tests/test_ops_metrics.py)."""
     public = sorted(r.rule for r in app.url_map.iter_rules()
                     if getattr(app.view_functions[r.endpoint], "is_public", False))
-    assert public == ["/healthz", "/login"]
+    assert public == ["/healthz", "/login", "/metrics"]
 
 
 @pytest.mark.parametrize("role", ["support", "marketer"])

@@ -16,8 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from dashboard import logs
+from dashboard.config import from_environment
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk
 from dashboard.models.campaign import job_id_for
@@ -107,6 +109,10 @@ def test_plain_lines_in_development_with_the_ids():
         logs.reset(token)
     assert formatter.format(record) == "INFO rq.worker: slice done [campaign_id=3 chunk_id=7 job_id=herald-chunk-7-0]"
     assert logs.current() == {}
+    assert logs.dict_config({"HERALD_ENV": "production", "HERALD_LOG_FORMAT": "plain"})["formatters"].keys() == {
+        "plain"}
+    with pytest.raises(RuntimeError, match="HERALD_LOG_FORMAT must be json or plain"):
+        from_environment("/nowhere", {"SECRET_KEY": "x", "HERALD_LOG_FORMAT": "xml"})  # the app refuses to start
 
 
 class _Collector(BaseHTTPRequestHandler):

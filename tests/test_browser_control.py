@@ -102,8 +102,13 @@ def test_a_canary_send_holds_shows_its_wave_and_continue_reaches_sent(page, live
     expect(page.get_by_test_id("canary-failed")).to_have_text("0")
     expect(page.get_by_test_id("canary-read")).to_have_text("0")
     expect(page.get_by_test_id("count-pending")).to_have_text("180")
+    page.evaluate("window.__card = document.getElementById('campaign-status');"
+                  "window.__continue = window.__card.querySelector('form[action$=\"/resume\"]')")
     page.wait_for_timeout(2500)  # still held: nothing more goes out while it waits
     expect(page.get_by_test_id("count-sent")).to_have_text("20")
+    # The poll replaced the card but kept its buttons (a confirmation open on one still submits).
+    assert page.evaluate("window.__card !== document.getElementById('campaign-status')")  # polled and swapped
+    assert page.evaluate("window.__continue.isConnected && window.__continue.closest('#campaign-status') !== null")
     _shoot(page, "control-canary-hold")
 
     _confirm(page, page.locator("#campaign-status").get_by_role("button", name="Continue"),

@@ -110,7 +110,8 @@ def test_pause_and_resume_buttons(client, logged_in):
     assert (sending.status, sending.canary_state, sending.halt_percent, sending.spread_minutes) == (
         "sending", None, None, None)
     page = _page(client, c.id)
-    assert "Nothing more is sent until you resume; the 3,000 recipients still to go wait." in _form_of(page, "pause")
+    assert "Nothing more is sent until you resume; the recipients still to go wait." in _form_of(page, "pause")
+    assert 'id="controls-sending" hx-preserve="true"' in page  # kept across polls while the state is the same
 
     assert _post(client, c.id, "pause").status_code == 302
     drain()  # the queued chunks see the pause and send nothing

@@ -11,7 +11,7 @@ RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 
-# --- runtime: the virtualenv and the app, run as an unprivileged user ---------------------------
+# --- runtime: the virtualenv and the app (owned by root, read-only to the app), run as user 10001 ---
 FROM python:3.11.7-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -22,7 +22,7 @@ RUN groupadd --system --gid 10001 herald \
  && useradd --system --uid 10001 --gid herald --home-dir /app --shell /usr/sbin/nologin herald
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=herald:herald . /app
+COPY . /app
 RUN mkdir -p /app/instance && chown herald:herald /app/instance
 USER 10001:10001
 EXPOSE 8000

@@ -127,6 +127,8 @@ def test_dockerfile_is_multi_stage_small_and_non_root():
     assert "COPY --from=build /opt/venv /opt/venv" in final
     assert not re.search(r"apt-get|gcc|build-essential|pip install", final)  # no build tools in the image
     assert re.search(r"^USER 10001:10001$", final, re.M)
+    assert re.search(r"^COPY \. /app$", final, re.M)  # the code belongs to root: the app cannot rewrite it
+    assert "chown herald:herald /app/instance" in final  # only instance/ is the app's
     assert "HEALTHCHECK" in final and "/healthz" in final
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", final, re.M).group(1))
     assert cmd == procfile()["web"]

@@ -134,7 +134,9 @@ def queues(redis: Redis | None = None) -> list[QueueView]:
         if first:
             job = Job.fetch_many(first, connection=redis)[0]
             oldest = utc(job.enqueued_at) if job is not None else None
-        views.append(QueueView(name, queue.count, queue.started_job_registry.count, queue.scheduled_job_registry.count,
+        # Started jobs counted as they stand: RQ's cleanup (abandoned jobs -> failed) is the workers' job.
+        started = queue.started_job_registry.get_job_count(cleanup=False)
+        views.append(QueueView(name, queue.count, started, queue.scheduled_job_registry.count,
                                queue.deferred_job_registry.count, queue.failed_job_registry.count, oldest))
     return views
 

@@ -212,7 +212,8 @@ def test_review_offers_send_for_the_live_version_while_a_draft_waits(client, log
     page = client.get(f"/campaigns/{c.id}").get_data(as_text=True)
     assert "News · version 1 <span class=\"badge badge-ok\">approved</span>" in page
     assert "The template must be approved before sending" not in page
-    assert re.search(r'<button type="submit" class="btn btn-primary"\s*>Send now</button>', page)
+    send_now = re.search(r'<button type="submit"[^>]*>Send now</button>', page)
+    assert send_now and "disabled" not in send_now.group(0)  # offered, and enabled
 
 
 def test_review_checks_required_variables_of_the_version_it_sends():

@@ -80,8 +80,10 @@ def enqueue_canary_timer(campaign_id: int, held_at: datetime, hold: timedelta) -
         hold, "dashboard.jobs.continue_canary", campaign_id, held_at.isoformat(), result_ttl=600))
 
 
-def enqueue_chunks(chunks: list[tuple[int, int]], *, urgent: bool, delay: float = 0.0) -> bool:
-    """(chunk id, run) pairs; a delay uses RQ's scheduler (backoff, a throttled remainder)."""
+def enqueue_chunks(chunks: list[tuple[int, int]], *, urgent: bool, delay: float = 0.0,
+                   campaign_id: int | None = None) -> bool:
+    """(chunk id, run) pairs; a delay uses RQ's scheduler (backoff, a throttled remainder). The
+    campaign id rides in the job's meta, so the worker can label its log lines without a query."""
 
     def enqueue():
         queue = get_queue("realtime" if urgent else "batch")
@@ -89,6 +91,8 @@ def enqueue_chunks(chunks: list[tuple[int, int]], *, urgent: bool, delay: float 
         for chunk_id, run in chunks:
             options = dict(job_id=job_id_for(chunk_id, run), result_ttl=300, failure_ttl=3600,
                            job_timeout=CHUNK_JOB_TIMEOUT, pipeline=pipe)
+            if campaign_id is not None:
+                options["meta"] = {"campaign_id": campaign_id}
             if delay > 0.05:
                 queue.enqueue_in(timedelta(seconds=delay), "dashboard.jobs.deliver_chunk", chunk_id, **options)
             else:

@@ -44,8 +44,9 @@ def job_function(job: Job) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def job_ids(job: Job) -> dict:
-    """The ids a job's log lines carry: job id, and the campaign (and chunk) it works on."""
+def job_ids(job: Job, lookup: bool = True) -> dict:
+    """The ids a job's log lines carry: job id, and the campaign (and chunk) it works on. A chunk
+    job carries its campaign in its meta; `lookup` asks the database for older jobs without it."""
     ids: dict = {"job_id": job.id}
     function = job_function(job)
     first = job.args[0] if job.args else None
@@ -53,7 +54,10 @@ def job_ids(job: Job) -> dict:
         return ids
     if function == "deliver_chunk":
         ids["chunk_id"] = first
-        ids["campaign_id"] = db.session.scalar(select(CampaignChunk.campaign_id).where(CampaignChunk.id == first))
+        ids["campaign_id"] = (job.meta or {}).get("campaign_id")
+        if ids["campaign_id"] is None and lookup:
+            ids["campaign_id"] = db.session.scalar(select(CampaignChunk.campaign_id)
+                                                   .where(CampaignChunk.id == first))
     elif function in ("start_campaign", "fire_scheduled", "continue_canary"):
         ids["campaign_id"] = first
     return ids

@@ -147,8 +147,10 @@ class HeraldWorker(Worker):
         """Bind the job's ids (job, chunk, campaign) for every log line about it, the work
         horse's included (it is forked in here and inherits them)."""
         try:
-            with jobs.get_app().app_context():
-                ids = queue_state.job_ids(job)
+            ids = queue_state.job_ids(job, lookup=False)  # no query here: it costs every job, in the parent
+            if "chunk_id" in ids and ids.get("campaign_id") is None:  # enqueued by an older release
+                with jobs.get_app().app_context():
+                    ids = queue_state.job_ids(job)
         except Exception as err:  # noqa: BLE001 (the ids are for the logs; the job runs regardless)
             self.log.warning("could not read the ids of job %s: %s", job.id, err)
             ids = {"job_id": job.id}

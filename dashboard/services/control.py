@@ -222,7 +222,7 @@ def _reopen_chunks(campaign_id: int) -> int:
         .returning(CampaignChunk.id, CampaignChunk.run).execution_options(synchronize_session=False)).all()
     db.session.commit()
     campaign = db.session.get(Campaign, campaign_id)
-    jobs.enqueue_chunks([(r.id, r.run) for r in rows], urgent=jobs.is_urgent(campaign))
+    jobs.enqueue_chunks([(r.id, r.run) for r in rows], urgent=jobs.is_urgent(campaign), campaign_id=campaign_id)
     return len(rows)
 
 

@@ -74,10 +74,10 @@ def requeue(chunk_id: int, urgent: bool, delay: float) -> None:
         update(CampaignChunk).where(CampaignChunk.id == chunk_id, CampaignChunk.done.is_(False))
         .values(run=CampaignChunk.run + 1, enqueued_at=utcnow() + timedelta(seconds=delay), leased_until=None,
                 lease_token=None)
-        .returning(CampaignChunk.run).execution_options(synchronize_session=False)).scalar()
+        .returning(CampaignChunk.run, CampaignChunk.campaign_id).execution_options(synchronize_session=False)).first()
     db.session.commit()
     if run is not None:
-        jobs.enqueue_chunks([(chunk_id, run)], urgent=urgent, delay=delay)
+        jobs.enqueue_chunks([(chunk_id, run.run)], urgent=urgent, delay=delay, campaign_id=run.campaign_id)
 
 
 def job_failed(chunk_id: int, err: BaseException) -> None:

@@ -58,5 +58,5 @@ def plan(campaign_id: int) -> int:
     chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.run)
                                 .where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.done.is_(False))
                                 .order_by(CampaignChunk.id)).all()
-    jobs.enqueue_chunks([(c.id, c.run) for c in chunks], urgent=jobs.is_urgent(campaign))
+    jobs.enqueue_chunks([(c.id, c.run) for c in chunks], urgent=jobs.is_urgent(campaign), campaign_id=campaign_id)
     return len(chunks)

@@ -7,6 +7,7 @@ from dashboard.models.campaign import (
     Campaign,
     CampaignChunk,
     CampaignStatus,
+    CampaignWave,
     Channel,
     DeliveryMode,
     Recipient,
@@ -19,5 +20,6 @@ from dashboard.models.user import User
 from dashboard.models.workspace import WorkspaceSetting
 
 __all__ = ["Account", "AccountSession", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus",
-           "Channel", "ChannelConfig", "DeliveryMode", "Notification", "Recipient", "RecipientStatus", "Role",
+           "CampaignWave", "Channel", "ChannelConfig", "DeliveryMode", "Notification", "Recipient", "RecipientStatus",
+           "Role",
            "Template", "TemplateStatus", "TemplateVersion", "User", "WorkspaceSetting", "utcnow"]

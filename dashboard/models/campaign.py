@@ -17,6 +17,9 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import (
+    true as sa_true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dashboard.extensions import db
@@ -100,6 +103,12 @@ class Campaign(db.Model):
     approval_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(300), nullable=True)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Recipient time (SPEC §10): sendAt {localTime, date, fallbackZone, passed}; quiet hours and
+    # frequency caps apply unless switched off for this campaign (one-call sends: off unless asked).
+    send_at: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    quiet_hours: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    frequency_cap: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    wave_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # timed waves planned
     read_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     clicked_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -149,6 +158,27 @@ class Recipient(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # 1 for a canary recipient (the first wave); None otherwise.
     wave: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+
+
+class CampaignWave(db.Model):
+    """One UTC instant of a campaign's send: the recipients whose local time (or the end of whose
+    quiet hours) falls on it. Recipients carry the wave's number (from FIRST_TIMED_WAVE; 1 is the
+    canary's); the wave's chunks are queued for its instant with RQ's scheduler."""
+
+    __tablename__ = "campaign_waves"
+    __table_args__ = (UniqueConstraint("campaign_id", "number", name="uq_campaign_waves_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(SmallInteger)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    local_time: Mapped[str | None] = mapped_column(String(5), nullable=True)  # "09:00" in each zone
+    reason: Mapped[str] = mapped_column(String(16))  # local | quiet | now | passed
+    zones: Mapped[list] = mapped_column(JSON, default=list)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+FIRST_TIMED_WAVE = 2
 
 
 class CampaignChunk(db.Model):

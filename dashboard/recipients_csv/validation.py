@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from dashboard import rendering
 from dashboard.inputs import text_problem
 from dashboard.recipients_csv.reader import CsvTable
+from dashboard.recipients_csv.zones import ZONE_FIELD, zone_names, zone_problem
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.@:]{1,128}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -43,10 +44,14 @@ def validate_rows(table: CsvTable, schema: list[dict], campaign_defaults: dict |
     by_name = {v["key"].lower(): v for v in schema}
     columns: list[tuple[int, dict]] = []  # (index, variable) for mapped variable columns
     unknown: list[str] = []
+    # A `timezone` column: each recipient's IANA zone for local-time sends and quiet hours.
+    zone_at = next((i for i, name in enumerate(table.header) if name.strip().lower() == ZONE_FIELD), None)
     for index, name in enumerate(table.header):
         if index in (table.user_id_index, table.email_index) or not name:
             continue
         var = by_name.get(name.lower())
+        if var is None and index == zone_at:
+            continue
         if var is None:
             unknown.append(name)
         else:
@@ -84,6 +89,11 @@ def validate_rows(table: CsvTable, schema: list[dict], campaign_defaults: dict |
             value = cells[index].strip()
             if value:
                 own[var["key"]] = value
+        if zone_at is not None and (zone := cells[zone_at].strip()):
+            if zone not in zone_names():
+                row_errors.append((table.header[zone_at], zone_problem(zone)))
+            else:
+                own[ZONE_FIELD] = zone
         values, missing, problems = rendering.resolve(schema, own, defaults, starts_url)
         for index, var in columns:
             if var["key"] in problems and var["key"] in own:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from dashboard import jobs
 from dashboard.errors import AppError, LifecycleError, ValidationError
@@ -44,6 +44,9 @@ class SendOptions:
     halt_percent: float | None = None
     halt_window: int | None = None
     spread_minutes: int | None = None
+    send_at: object = None  # recipient_time.SendAt: at a wall-clock time in each recipient's zone
+    ignore_quiet_hours: bool = False
+    ignore_frequency_cap: bool = False
 
     @property
     def canary(self) -> bool:
@@ -55,7 +58,9 @@ class SendOptions:
                     canary_hold_minutes=self.canary_hold_minutes if self.canary else None,
                     canary_seed=random.randrange(1, 2**31 - 1) if self.canary else None,
                     canary_state="sending" if self.canary else None, halt_percent=self.halt_percent,
-                    halt_window=self.halt_window, spread_minutes=self.spread_minutes)
+                    halt_window=self.halt_window, spread_minutes=self.spread_minutes,
+                    send_at=self.send_at.as_json() if self.send_at is not None else None,
+                    quiet_hours=not self.ignore_quiet_hours, frequency_cap=not self.ignore_frequency_cap)
 
 
 def _problem(field: str, message: str) -> ValidationError:
@@ -105,7 +110,22 @@ def parse_options(data: dict) -> SendOptions:
         halt_percent, halt_window = DEFAULT_HALT
     if data.get("spreadMinutes") is not None:
         spread = _int(data["spreadMinutes"], "spreadMinutes", 1, MAX_SPREAD_MINUTES)
-    return SendOptions(size, percent, hold, halt_percent, halt_window, spread)
+    send_at = None
+    if data.get("sendAt") is not None:
+        from dashboard.services import recipient_time
+
+        if data.get("scheduledAt") is not None:
+            raise _problem("sendAt", "give either scheduledAt (one instant) or sendAt (each recipient's local "
+                                     "time), not both")
+        send_at = recipient_time.parse_send_at(data["sendAt"])
+    flags = {}
+    for name in ("ignoreQuietHours", "ignoreFrequencyCap"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise _problem(name, "must be true or false")
+        flags[name] = bool(value)
+    return SendOptions(size, percent, hold, halt_percent, halt_window, spread, send_at,
+                       flags["ignoreQuietHours"], flags["ignoreFrequencyCap"])
 
 
 def canary_count(total: int, size: int | None, percent: float | None) -> int:
@@ -121,6 +141,9 @@ def check_options(campaign: Campaign, options: SendOptions) -> None:
         if n >= campaign.total:
             raise _problem("canary", f"a first wave of {n:,} would reach all {campaign.total:,} recipients; "
                                      "make it smaller than the audience")
+    if options.send_at is not None and (options.canary or options.spread_minutes is not None):
+        raise _problem("sendAt", "a local-time send goes out in waves by time zone; it cannot also have a "
+                                 "canary or a spread")
     if options.spread_minutes is not None and campaign.delivery_mode != DeliveryMode.BATCH:
         raise _problem("spreadMinutes", "spreading a send needs batch delivery (realtime is never throttled)")
 
@@ -215,14 +238,21 @@ def resume(campaign_id: int, actor: Actor) -> Campaign:
 
 def _reopen_chunks(campaign_id: int) -> int:
     """Every open chunk gets a new run and job (a run still holding a lease keeps its chunk:
-    the new run finds the lease taken and ends)."""
+    the new run finds the lease taken and ends). A timed wave still ahead keeps its time."""
+    from dashboard.services import recipient_time
+
+    now = utcnow()
     rows = db.session.execute(
         update(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.done.is_(False))
-        .values(run=CampaignChunk.run + 1, enqueued_at=utcnow())
-        .returning(CampaignChunk.id, CampaignChunk.run).execution_options(synchronize_session=False)).all()
+        .values(run=CampaignChunk.run + 1,
+                enqueued_at=case((CampaignChunk.enqueued_at > now, CampaignChunk.enqueued_at), else_=now))
+        .returning(CampaignChunk.id, CampaignChunk.run, CampaignChunk.wave)
+        .execution_options(synchronize_session=False)).all()
     db.session.commit()
     campaign = db.session.get(Campaign, campaign_id)
-    jobs.enqueue_chunks([(r.id, r.run) for r in rows], urgent=jobs.is_urgent(campaign), campaign_id=campaign_id)
+    dues = recipient_time.wave_dues(campaign_id) if campaign.wave_count else {}
+    for delay, batch in sorted(recipient_time.group_by_due(rows, dues, utcnow()).items()):
+        jobs.enqueue_chunks(batch, urgent=jobs.is_urgent(campaign), delay=delay, campaign_id=campaign_id)
     return len(rows)
 
 

@@ -21,7 +21,7 @@ from dashboard.models import (
     TemplateStatus,
     utcnow,
 )
-from dashboard.services import audit, channel_settings, recipients
+from dashboard.services import audit, channel_settings, recipient_time, recipients
 from dashboard.services import campaigns as campaign_service
 from dashboard.services.actor import Actor
 from dashboard.services.delivery import progress
@@ -46,7 +46,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 # A campaign waiting for four-eyes approval does not start until it is approved.
 APPROVED_OR_NOT_NEEDED = or_(Campaign.approval_requested_by.is_(None), Campaign.approved_at.is_not(None))
 _OPTION_COLUMNS = ("canary_size", "canary_percent", "canary_hold_minutes", "halt_percent", "halt_window",
-                   "spread_minutes", "approval_requested_by")
+                   "spread_minutes", "approval_requested_by", "send_at")
 MAX_AHEAD = timedelta(days=365)
 WORKER = Actor.system("worker")
 FAILURE_MIN_PROCESSED = 200
@@ -150,6 +150,13 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
         options = options or control.SendOptions()
         control.check_options(campaign, options)
         pinned |= options.values()
+        if options.send_at is not None:  # waves by time zone: scheduled until the first one is due
+            if when is not None:
+                raise ValidationError("Give either scheduledAt or sendAt (each recipient's local time), not both.",
+                                      [{"field": "sendAt", "message": "not with scheduledAt"}])
+            now = utcnow()
+            waves = recipient_time.plan_local(campaign, options.send_at, now, quiet=not options.ignore_quiet_hours)
+            when = waves[0].due_at if waves and waves[0].due_at > now + timedelta(seconds=1) else None
         if workspace.four_eyes().send_needs_approval(campaign.total):
             campaign = transition(campaign_id, "request_approval", actor, scheduled_at=when,
                                   note={"timezone": zone} if zone else None, approval_requested_by=actor.label[:300],
@@ -175,7 +182,9 @@ def unschedule(campaign_id: int, actor: Actor) -> Campaign:
     campaign = transition(campaign_id, "unschedule", actor, scheduled_at=None,  # the draft keeps its version
                           approval_requested_by=None, approval_requested_by_id=None, approval_requested_at=None,
                           approved_by=None, approved_at=None)
+    recipient_time.clear(campaign_id)  # a local-time send's waves: all of them, none sent yet
     db.session.commit()
+    db.session.refresh(campaign)
     return campaign
 
 

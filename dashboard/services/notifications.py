@@ -29,6 +29,14 @@ def send(data: dict, actor: Actor) -> Campaign:
            if (p := user_id_problem(t.strip()) if isinstance(t, str) else "userId must be a string")]
     if bad:
         raise ValidationError(f"{len(bad)} invalid target{'s' if len(bad) > 1 else ''}; nothing was sent.", bad[:1000])
+    asks = {}
+    for name in ("quietHours", "frequencyCap"):  # exempt unless the call asks
+        value = data.get(name, False)
+        if value is None:
+            value = False
+        if not isinstance(value, bool):
+            raise ValidationError(f"{name} must be true or false.", [{"field": name, "message": "must be a boolean"}])
+        asks[name] = value
     template_id = data.get("templateId")
     channel = data.get("channel") or "in_app"
     clean = campaigns.validate({"name": f"One-call: {template_id}", "templateId": template_id, "channel": channel,
@@ -39,7 +47,7 @@ def send(data: dict, actor: Actor) -> Campaign:
                               "can be sent.", [{"field": "templateId", "message": "not approved"}])
     campaign = Campaign(name=clean["name"], template=template, channel=clean["channel"], kind="notification",
                         delivery_mode="batch", variables=clean["variables"], status=CampaignStatus.DRAFT,
-                        created_by=actor.label)
+                        created_by=actor.label, quiet_hours=asks["quietHours"], frequency_cap=asks["frequencyCap"])
     db.session.add(campaign)
     db.session.flush()
     unique = list(dict.fromkeys(t.strip() for t in targets))

@@ -76,6 +76,7 @@ def send(campaign_id: int, targets, actor: Actor) -> Campaign:
     clean = _clean(targets)
     version = draft.template_version or draft.template.version
     test = Campaign(name=f"Test: {draft.name}"[:200], template=draft.template, channel=draft.channel, kind=KIND,
+                    quiet_hours=False, frequency_cap=False,
                     delivery_mode="batch", variables=dict(draft.variables or {}), status=CampaignStatus.DRAFT,
                     failure_threshold=1.0, created_by=actor.label)
     db.session.add(test)

@@ -17,7 +17,7 @@ from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, TemplateVersion, utcnow
 from dashboard.ratelimit import TokenBucket
 from dashboard.services import channel_settings, control, lifecycle, test_sends
-from dashboard.services.delivery import external, in_app, progress
+from dashboard.services.delivery import caps, external, in_app, progress
 from dashboard.services.delivery.messages import describe
 from dashboard.services.delivery.slices import Slice, Work, backoff
 
@@ -57,7 +57,8 @@ def deliver(chunk_id: int) -> dict:
     content, test = dict(version.channels.get(channel.content_key, {})), campaign.kind == test_sends.KIND
     work = Work(chunk.id, chunk.lo, chunk.hi, campaign.id, urgent, version.variable_schema, dict(campaign.variables),
                 test_sends.labelled(content) if test else content, rate, test, chunk.wave,
-                (campaign.halt_percent, campaign.halt_window or 200) if campaign.halt_percent is not None else None)
+                (campaign.halt_percent, campaign.halt_window or 200) if campaign.halt_percent is not None else None,
+                caps.for_campaign(campaign))
     outcome = (in_app if channel.transactional else external).run(work, channel, box)
     if outcome.state == "more":
         requeue(chunk_id, urgent, outcome.delay)

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from dashboard.channels import Channel, Message, Result
 from dashboard.extensions import db
 from dashboard.models import CampaignChunk, CampaignStatus, Recipient, RecipientStatus, User, utcnow
-from dashboard.services.delivery import guard, progress
+from dashboard.services.delivery import caps, guard, progress
 from dashboard.services.delivery.messages import build
 from dashboard.services.delivery.slices import Outcome, Slice, Work, backoff
 
@@ -63,9 +63,10 @@ class Recorder:
         self.max_tries = 0
         self.unsent = 0
 
-    def record(self, results: list[Result], failures: list[tuple[int, str]]) -> tuple[str, int, int, int, bool]:
+    def record(self, results: list[Result], failures: list[tuple[int, str]],
+               skips: list[tuple[int, str]] = ()) -> tuple[str, int, int, int, bool]:
         sent_ids, retries = [], []
-        failures = list(failures)
+        failures, skips = list(failures), list(skips)
         for r in results:
             tries = self.attempts.get(r.recipient_id, 0) + 1
             if r.outcome == "unsent":
@@ -86,9 +87,11 @@ class Recorder:
             now = utcnow()
             from_pending, from_skipped = progress.mark_sent(sent_ids, now)
             failed = progress.mark_failed(failures, now)
+            capped = progress.mark_skipped(skips, now)
             progress.note_retries(retries, now)
-            status, pending = progress.move(self.work.campaign_id, now, pending=-(from_pending + failed),
-                                            sent=from_pending + from_skipped, failed=failed, skipped=-from_skipped)
+            status, pending = progress.move(self.work.campaign_id, now, pending=-(from_pending + failed + capped),
+                                            sent=from_pending + from_skipped, failed=failed,
+                                            skipped=capped - from_skipped)
             # Renew the lease while sending; release it in this same transaction when the status
             # says stop, so a resume right after finds the chunk free for its new run.
             lease = (dict(leased_until=now + timedelta(seconds=self.lease_seconds))
@@ -140,7 +143,9 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
     try:
         while index < len(messages) or failures:
             part: list[Message] = messages[index:index + box.step]
+            taken = len(part)
             results: list[Result] = []
+            skips: list[tuple[int, str]] = []
             if part:
                 wait = box.acquire(len(part))
                 if wait:
@@ -151,10 +156,18 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
                     _release(work, token)  # paused or cancelled while waiting for tokens
                     db.session.commit()
                     return Outcome("stopped", 0, sent, failed)
-                results = channel.send_batch(part, deadline=box.deadline)
-            status, pending, n_sent, n_failed, held = recorder.record(results, failures)
+                capped = caps.reserve(work.caps, [(m.recipient_id, m.user_id) for m in part])
+                if capped:
+                    skips = list(capped.items())
+                    part = [m for m in part if m.recipient_id not in capped]
+                results = channel.send_batch(part, deadline=box.deadline) if part else []
+                if work.caps is not None:
+                    users = {m.recipient_id: m.user_id for m in part}
+                    caps.release(work.caps, [(r.recipient_id, users[r.recipient_id]) for r in results
+                                             if r.outcome != "sent"])
+            status, pending, n_sent, n_failed, held = recorder.record(results, failures, skips)
             failures = []
-            index += len(part)
+            index += taken
             sent, failed = sent + n_sent, failed + n_failed
             progress.record_rate(work.campaign_id, n_sent + n_failed)
             if status != CampaignStatus.SENDING:

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from dashboard.channels import Channel, Message
 from dashboard.extensions import db
 from dashboard.models import CampaignChunk, CampaignStatus, Recipient, RecipientStatus, utcnow
-from dashboard.services.delivery import guard, progress
+from dashboard.services.delivery import caps, guard, progress
 from dashboard.services.delivery.messages import build, describe
 from dashboard.services.delivery.slices import Outcome, Slice, Work
 
@@ -59,16 +59,23 @@ def _step(work: Work, channel: Channel, lo: int, size: int) -> Step:
         .returning(Recipient.id, Recipient.user_id, Recipient.variables, Recipient.email)
         .execution_options(synchronize_session=False)).all()
     messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, claimed, work.test)
-    failures += _write(channel, messages)
-    failed = progress.mark_failed(failures, now, from_status=RecipientStatus.SENT, count_attempt=False)
+    capped = caps.reserve(work.caps, [(m.recipient_id, m.user_id) for m in messages])
+    if capped:
+        messages = [m for m in messages if m.recipient_id not in capped]
+    refused = _write(channel, messages)
+    if refused and work.caps is not None:
+        users = {m.recipient_id: m.user_id for m in messages}
+        caps.release(work.caps, [(rid, users[rid]) for rid, _ in refused])
+    failed = progress.mark_failed(failures + refused, now, from_status=RecipientStatus.SENT, count_attempt=False)
+    skipped = progress.mark_skipped(list(capped.items()), now, from_status=RecipientStatus.SENT)
     if upper >= work.hi:
         db.session.execute(update(CampaignChunk).where(CampaignChunk.id == work.chunk_id)
                            .values(done=True).execution_options(synchronize_session=False))
     # Last before the commit: the campaign row is the one lock every worker's step shares.
-    status, pending = progress.move(work.campaign_id, now, pending=-len(claimed), sent=len(claimed) - failed,
-                                    failed=failed)
+    status, pending = progress.move(work.campaign_id, now, pending=-len(claimed),
+                                    sent=len(claimed) - failed - skipped, failed=failed, skipped=skipped)
     db.session.commit()
-    return Step(len(claimed) - failed, failed, status, pending, upper + 1)
+    return Step(len(claimed) - failed - skipped, failed, status, pending, upper + 1)
 
 
 def run(work: Work, channel: Channel, box: Slice) -> Outcome:

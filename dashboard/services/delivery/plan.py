@@ -9,7 +9,8 @@ from sqlalchemy import and_, func, insert, select, update
 from dashboard import jobs
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignChunk, CampaignStatus, DeliveryMode, Recipient, RecipientStatus, utcnow
-from dashboard.services import control, lifecycle
+from dashboard.models.campaign import FIRST_TIMED_WAVE
+from dashboard.services import control, lifecycle, recipient_time
 
 
 def _bounds(campaign_id: int, size: int, *scope) -> list[tuple[int, int]]:
@@ -26,6 +27,23 @@ def _bounds(campaign_id: int, size: int, *scope) -> list[tuple[int, int]]:
     starts = db.session.scalars(select(numbered.c.id).where((numbered.c.n - 1) % size == 0)
                                 .order_by(numbered.c.id)).all()
     return [(lo, (starts[i + 1] - 1) if i + 1 < len(starts) else top) for i, lo in enumerate(starts)]
+
+
+def _wave_bounds(campaign_id: int, size: int) -> list[tuple[int, int, int]]:
+    """(wave, lo, hi) chunks of each timed wave's pending recipients: two queries in all."""
+    pending = and_(Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING,
+                   Recipient.wave >= FIRST_TIMED_WAVE)
+    tops = dict(db.session.execute(select(Recipient.wave, func.max(Recipient.id)).where(pending)
+                                   .group_by(Recipient.wave)).all())
+    numbered = select(Recipient.id, Recipient.wave, func.row_number().over(
+        partition_by=Recipient.wave, order_by=Recipient.id).label("n")).where(pending).subquery()
+    starts = db.session.execute(select(numbered.c.wave, numbered.c.id).where((numbered.c.n - 1) % size == 0)
+                                .order_by(numbered.c.wave, numbered.c.id)).all()
+    out = []
+    for i, (wave, lo) in enumerate(starts):
+        last = i + 1 == len(starts) or starts[i + 1].wave != wave
+        out.append((wave, lo, tops[wave] if last else starts[i + 1].id - 1))
+    return out
 
 
 def plan(campaign_id: int) -> int:
@@ -45,18 +63,26 @@ def plan(campaign_id: int) -> int:
     if campaign.canary_state == "sending":  # the first wave only; Continue plans the rest
         control.canary_sample(campaign)
         wave = 1
-    bounds = _bounds(campaign_id, size, *((Recipient.wave == 1,) if wave else ()))
+    elif campaign.wave_count == 0:  # a local-time send has its waves from the moment it was sent
+        recipient_time.plan_quiet(campaign, now)
+    dues = recipient_time.wave_dues(campaign_id) if not wave else {}
+    if dues:
+        bounds = _wave_bounds(campaign_id, size)
+    else:
+        bounds = [(wave, lo, hi) for lo, hi in _bounds(campaign_id, size, *((Recipient.wave == 1,) if wave else ()))]
     if not bounds:
         db.session.commit()
         lifecycle.finish_if_done(campaign_id)
         return 0
     db.session.execute(insert(CampaignChunk), [
-        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "done": False, "attempts": 0, "run": 1, "enqueued_at": now,
-         "wave": wave}
-        for lo, hi in bounds])
+        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "done": False, "attempts": 0, "run": 1,
+         "enqueued_at": max(dues.get(w, now), now), "wave": w}
+        for w, lo, hi in bounds])
     db.session.commit()
-    chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.run)
+    chunks = db.session.execute(select(CampaignChunk.id, CampaignChunk.run, CampaignChunk.wave)
                                 .where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.done.is_(False))
                                 .order_by(CampaignChunk.id)).all()
-    jobs.enqueue_chunks([(c.id, c.run) for c in chunks], urgent=jobs.is_urgent(campaign), campaign_id=campaign_id)
+    urgent = jobs.is_urgent(campaign)
+    for delay, batch in sorted(recipient_time.group_by_due(chunks, dues, utcnow()).items()):
+        jobs.enqueue_chunks(batch, urgent=urgent, delay=delay, campaign_id=campaign_id)
     return len(chunks)

@@ -79,6 +79,20 @@ def mark_failed(failures: list[tuple[int, str]], now: datetime, *, from_status: 
     return changed
 
 
+def mark_skipped(skips: list[tuple[int, str]], now: datetime, *, from_status: str = RecipientStatus.PENDING) -> int:
+    """Rows in from_status -> skipped with their reason (a frequency cap); one statement per reason."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for rid, reason in skips:
+        by_reason[(reason or "skipped")[:1000]].append(rid)
+    changed = 0
+    for reason, ids in by_reason.items():
+        values = dict(status=RecipientStatus.SKIPPED, last_error=reason, updated_at=now)
+        if from_status == RecipientStatus.SENT:  # claimed in this transaction, then held back
+            values |= dict(sent_at=None, attempts=Recipient.attempts - 1)
+        changed += db.session.execute(_ids_update(ids, Recipient.status == from_status, **values)).rowcount
+    return changed
+
+
 def note_retries(retries: list[tuple[int, str]], now: datetime) -> None:
     """Transient failures: the row stays pending with its attempt and last error."""
     by_reason: dict[str, list[int]] = defaultdict(list)

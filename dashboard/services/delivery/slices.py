@@ -75,14 +75,16 @@ class Work:
     content: dict
     rate: float
     test: bool = False  # a draft's test send: "[Test]" labels, webhooks carry "test": true
-    wave: int = 0  # 1: a canary chunk (only the sampled recipients)
+    wave: int = 0  # 1: a canary chunk (only the sampled recipients); >= 2: a timed wave
     halt: tuple[float, int] | None = None  # the automatic halt rule (percent, window)
+    caps: object = None  # caps.Caps: the frequency caps this campaign's messages count against
 
     def scope(self):
-        """Conditions that select this chunk's recipients beyond its id range."""
+        """Conditions that select this chunk's recipients beyond its id range (its wave: the
+        canary's, or a timed wave's)."""
         from dashboard.models import Recipient
 
-        return (Recipient.wave == 1,) if self.wave == 1 else ()
+        return (Recipient.wave == self.wave,) if self.wave else ()
 
 
 @dataclass

@@ -276,10 +276,13 @@ def waves_view(campaign: Campaign, now: datetime) -> list[dict]:
     out = []
     for w in waves:
         n, done = chunks.get(w.number, (0, 0))
-        if n and done == n:
-            status = "done"
-        elif campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.FAILED):
+        ended = campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.FAILED)
+        if ended and (not n or campaign.completed_at is None or w.due_at > campaign.completed_at):
             status = "cancelled" if campaign.status == CampaignStatus.CANCELLED else "stopped"
+        elif n and done == n:
+            status = "done"
+        elif ended:
+            status = "stopped"
         elif campaign.status == CampaignStatus.SENT:
             status = "done"
         elif campaign.status == CampaignStatus.PAUSED:

@@ -28,6 +28,7 @@ RUNS = int(os.environ.get("HERALD_BENCH_RUNS", "3"))
 PART_TIMEOUT = float(os.environ.get("HERALD_BENCH_PART_TIMEOUT", "600"))
 STOP_GRACE = 45.0  # a part asked to stop stops its workers and sinks (30 s each at most), then exits
 CHANNEL_PARTS = {"webhook", "email", "throttle", "limit-webhook", "limit-email", "kill-webhook", "kill-email"}
+TIME_PARTS = {"plan_time", "caps"}
 ROWS = 100_000
 failures: list[str] = []
 
@@ -45,7 +46,8 @@ def signals_ignored():
 
 def run_part(part: str, env: dict) -> dict | None:
     """The part's JSON result, or None (reported, counted as a failure) if it failed or timed out."""
-    module = "scripts.bench_channels" if part in CHANNEL_PARTS else "scripts.bench_parts"
+    module = ("scripts.bench_channels" if part in CHANNEL_PARTS else
+              "scripts.bench_time" if part in TIME_PARTS else "scripts.bench_parts")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", module, part], cwd=ROOT, env=env, stdout=out, stderr=err,
                                 start_new_session=True)
@@ -189,6 +191,36 @@ def section_onecall(env: dict) -> None:
         print(line("delivered (every feed row written)", median(calls, "delivered_s"), " s", 5.0, None))
 
 
+def section_plan_time(env: dict) -> None:
+    print("\nLocal-time send of 100,000 recipients across 300 zones (CSV timezone, user directory, fallback): "
+          "lifecycle.send with sendAt")
+    runs = measure("plan_time", env)
+    if not runs:
+        return
+    print(line("plan waves + recipients UPDATE + commit", median(runs, "plan_s"), " s", 2.0,
+               median(runs, "floor_s")))
+    print(f"    {runs[0]['waves']} waves over {runs[0]['zones']} zones; every recipient has a wave, the waves sum "
+          f"to {ROWS:,}, each recipient's wave due at 09:00 in its zone   PASS")
+    print(f"    statements alone: grouped zone query {median(runs, 'count_s'):.3f} s ({runs[0]['distinct_keys']} "
+          f"keys), waves {median(runs, 'waves_s'):.3f} s, UPDATE ... CASE + waves {median(runs, 'store_s'):.3f} s")
+    print("  floor: raw UPDATE recipients SET wave = 2 over the same 100,000 rows, and its commit")
+
+
+def section_caps(env: dict) -> None:
+    print("\nFrequency cap (all channels, 5 per 24 h) during the 100,000 in-app send, 1 worker; sends in the order "
+          "none, cap, cap, none; cap keys cleared before each")
+    runs = measure("caps", env)
+    if not runs:
+        return
+    none_s, cap_s = median(runs, "none_s"), median(runs, "cap_s")
+    print(f"  {'send -> sent, no cap rule':<46} {none_s:8.3f} s")
+    print(f"  {'send -> sent, with the cap (100,000 users)':<46} {cap_s:8.3f} s")
+    print(line("added by the cap check", median(runs, "added_pct"), " %", 20, None))
+    for r in runs:
+        print(f"    runs: none {', '.join(f'{x:.2f}' for x in r['none_runs'])} s; "
+              f"cap {', '.join(f'{x:.2f}' for x in r['cap_runs'])} s")
+
+
 def run_sections(env: dict) -> None:
     only = {x for x in os.environ.get("HERALD_BENCH_ONLY", "").split(",") if x}
     print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs")
@@ -203,6 +235,10 @@ def run_sections(env: dict) -> None:
         section_load(env)
     if not only or "onecall" in only:
         section_onecall(env)
+    if not only or "plan_time" in only:
+        section_plan_time(env)
+    if not only or "caps" in only:
+        section_caps(env)
 
 
 def bench_env(db_url: str, redis_url: str) -> dict:

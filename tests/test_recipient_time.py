@@ -283,3 +283,13 @@ def test_a_frequency_cap_skips_recipients_over_it_with_the_reason(app):
         Recipient.status == "sent", Recipient.campaign_id.in_([first.id, second.id]))
         .group_by(Recipient.user_id)).all())
     assert max(per_user.values()) == 1
+
+
+def test_send_now_on_a_scheduled_local_time_send_sends_everyone_at_once(app):
+    c, _ = _zoned_campaign({"a": "Asia/Kolkata", "b": "America/New_York"})
+    day = (datetime.now(Z) + timedelta(days=2)).date()
+    lifecycle.send(c.id, None, ACTOR, options=control.SendOptions(send_at=SendAt(time(9, 0), day, "UTC")))
+    sent = lifecycle.send(c.id, None, ACTOR)
+    assert (sent.status, sent.wave_count, sent.send_at) == ("sending", 0, None)
+    drain()
+    assert assert_counters_match_rows(c.id).status == "sent"

@@ -166,6 +166,8 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
             if when is not None:
                 jobs.enqueue_scheduled(campaign.id, when)
             return campaign
+    elif campaign.wave_count:  # "Send now" on a scheduled local-time send: everyone now, no waves
+        recipient_time.clear(campaign_id)
     if when is None:
         campaign = transition(campaign_id, "send", actor, started_at=utcnow(), **pinned)
         db.session.commit()

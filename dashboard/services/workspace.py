@@ -146,7 +146,7 @@ def parse_cap_rules(rules) -> list[CapRule]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError(f"{field}.limit must be a whole number from 1 to 1,000 (messages per user).",
                                   [{"field": f"{field}.limit", "message": "must be an integer 1..1000"}])
-        if window not in CAP_WINDOWS:
+        if not isinstance(window, str) or window not in CAP_WINDOWS:
             raise ValidationError(f'{field}.window must be "24h" or "7d" (a rolling window).',
                                   [{"field": f"{field}.window", "message": 'must be "24h" or "7d"'}])
         if (channel, window) in seen:

@@ -31,6 +31,8 @@ EXPECTED = {
     "api.campaign_send": WRITE, "api.campaign_test": WRITE, "api.campaign_unschedule": WRITE,
     "api.campaign_cancel": WRITE, "api.campaign_pause": WRITE, "api.campaign_resume": WRITE,
     "api.campaign_approve_send": WRITE, "api.four_eyes_read": ADMIN, "api.four_eyes_update": ADMIN,
+    "api.quiet_hours_read": ADMIN, "api.quiet_hours_update": ADMIN, "api.frequency_caps_read": ADMIN,
+    "api.frequency_caps_update": ADMIN,
     "api.campaign_duplicate": WRITE, "api.campaign_retry_failed": WRITE, "api.recipients_add": WRITE,
     "api.recipients_clear": WRITE, "api.recipients_upload": WRITE, "api.template_create": WRITE,
     "api.template_edit": WRITE, "api.template_approve": WRITE, "api.template_archive": WRITE,

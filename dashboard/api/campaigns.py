@@ -8,9 +8,9 @@ from dashboard.api import query
 from dashboard.api.common import bp, idempotent, json_body, whole_numbers
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.exports import recipients_csv_stream
-from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus, utcnow
 from dashboard.services import campaigns as service
-from dashboard.services import channel_settings, control, lifecycle, recipients, test_sends, uploads
+from dashboard.services import channel_settings, control, lifecycle, recipient_time, recipients, test_sends, uploads
 from dashboard.services.delivery import progress
 
 S = CampaignStatus
@@ -51,9 +51,22 @@ def _spread_rate(c: Campaign) -> float | None:
     return control.spread_rate(c, channel_settings.get(c.channel).rate_limit)
 
 
+def _waves(c: Campaign, detail: bool) -> tuple[list[dict] | None, str | None]:
+    """A local-time send's (or quiet hours') waves and the next one's instant: two small queries,
+    so only when reading one campaign that has waves (lists give null)."""
+    if not detail:
+        return None, None
+    if not c.wave_count:
+        return [], None
+    view = recipient_time.waves_view(c, utcnow())
+    return [{**w, "dueAt": _iso(w["dueAt"])} for w in view], _iso(recipient_time.next_wave(view))
+
+
 def campaign_json(c: Campaign, detail: bool = True) -> dict:
-    """The campaign; `detail=False` (lists) leaves out what needs more than the row (the canary wave)."""
+    """The campaign; `detail=False` (lists) leaves out what needs more than the row (the canary
+    wave, the timed waves)."""
     rate, eta = progress.rate_and_eta(c)
+    waves, next_wave_at = _waves(c, detail)
     halt = {"percent": c.halt_percent, "window": c.halt_window} if c.halt_percent is not None else None
     return {
         "id": c.id, "name": c.name, "status": c.status, "templateId": c.template.template_id,
@@ -66,6 +79,8 @@ def campaign_json(c: Campaign, detail: bool = True) -> dict:
         "pausedReason": c.paused_reason, "pausedAt": _iso(c.paused_at), "pausedBy": c.paused_by,
         "canary": _canary(c, detail), "haltRule": halt, "spreadMinutes": c.spread_minutes,
         "spreadRate": _spread_rate(c), "approval": _approval(c),
+        "sendAt": c.send_at, "ignoreQuietHours": not c.quiet_hours, "ignoreFrequencyCap": not c.frequency_cap,
+        "waves": waves, "nextWaveAt": next_wave_at,
     }
 
 
@@ -160,7 +175,8 @@ def recipients_upload(campaign_id: int):
 @idempotent
 def campaign_send(campaign_id: int):
     """Send now or schedule; a draft may also get delivery-control options (canary, haltRule,
-    spreadMinutes). A scheduled campaign keeps the options it was scheduled with."""
+    spreadMinutes) and recipient-time options (sendAt, ignoreQuietHours, ignoreFrequencyCap). A
+    scheduled campaign keeps the options it was scheduled with."""
     body = json_body(optional=True)
     options = control.parse_options(whole_numbers(body, "canary.size", "canary.holdMinutes", "haltRule.window",
                                                   "spreadMinutes"))

@@ -1,4 +1,6 @@
-"""Workspace settings over the API (admin only): four-eyes approval of templates and large sends."""
+"""Workspace settings over the API (admin only): four-eyes approval of templates and large sends,
+quiet hours and frequency caps (SPEC §10 recipient time). Every change is audited by the
+workspace service."""
 
 from __future__ import annotations
 
@@ -25,3 +27,35 @@ def four_eyes_update():
     body = whole_numbers(json_body(), "threshold")
     return jsonify(four_eyes_json(workspace.set_four_eyes(body.get("enabled"), body.get("threshold"),
                                                           current_actor())))
+
+
+@bp.get("/settings/quiet-hours")
+@roles(*ADMINS)
+def quiet_hours_read():
+    return jsonify(workspace.quiet_hours().as_json())
+
+
+@bp.put("/settings/quiet-hours")
+@roles(*ADMINS)
+def quiet_hours_update():
+    """{enabled, start "HH:MM", end "HH:MM"}: all three required; the window may cross midnight."""
+    body = json_body()
+    return jsonify(workspace.set_quiet_hours(body.get("enabled"), body.get("start"), body.get("end"),
+                                             current_actor()).as_json())
+
+
+def caps_json(rules: list[workspace.CapRule]) -> dict:
+    return {"rules": [r.as_json() for r in rules]}
+
+
+@bp.get("/settings/frequency-caps")
+@roles(*ADMINS)
+def frequency_caps_read():
+    return jsonify(caps_json(workspace.frequency_caps()))
+
+
+@bp.put("/settings/frequency-caps")
+@roles(*ADMINS)
+def frequency_caps_update():
+    """{rules: [{channel, limit, window}]}: the whole list (an empty list turns caps off)."""
+    return jsonify(caps_json(workspace.set_frequency_caps(json_body().get("rules"), current_actor())))

@@ -1,10 +1,10 @@
-"""Admin pages: accounts and roles, API keys, workspace settings (four-eyes)."""
+"""Admin pages: accounts and roles, API keys, workspace settings (four-eyes, quiet hours, frequency caps)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from sqlalchemy import select
-from wtforms import BooleanField, IntegerField, SelectChoice
+from wtforms import BooleanField, FormField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, NumberRange, StopValidation
 
 from dashboard.access import ADMINS, current_actor, roles
@@ -12,7 +12,8 @@ from dashboard.errors import ValidationError
 from dashboard.extensions import db
 from dashboard.models import Account, ApiKey
 from dashboard.services import accounts, workspace
-from dashboard.web.forms import AccountForm, ApiKeyForm, ConfirmForm, HeraldForm, RoleForm
+from dashboard.web.campaign_forms import number
+from dashboard.web.forms import AccountForm, ApiKeyForm, ConfirmForm, HeraldForm, RoleForm, SubForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -147,15 +148,129 @@ class WorkspaceForm(HeraldForm):
                                 f"Enter a whole number from 0 to {workspace.MAX_THRESHOLD:,}.")])
 
 
-def _workspace_page(form: WorkspaceForm, status: int = 200):
-    return render_template("admin/workspace.html", form=form, current=workspace.four_eyes()), status
+class QuietHoursForm(HeraldForm):
+    """Quiet hours: a daily window in each recipient's zone; judged by workspace.set_quiet_hours."""
+
+    enabled = BooleanField("Hold messages during quiet hours")
+    start = StringField("From", default="21:00", render_kw={"type": "time"})
+    end = StringField("Until", default="08:00", render_kw={"type": "time"})
+
+
+CAP_CHANNELS = [SelectChoice("all", "All channels"), SelectChoice("in_app", "In-app"),
+                SelectChoice("email", "Email"), SelectChoice("webhook", "Webhook")]
+CAP_WINDOWS = [SelectChoice("24h", "24 hours"), SelectChoice("7d", "7 days")]
+CAP_ROWS = 5  # fixed rows; an empty limit is no cap
+
+
+class CapRowForm(SubForm):
+    channel = SelectField("Channel", choices=CAP_CHANNELS, default="all")
+    limit = StringField("At most (messages per user)", render_kw={"type": "number", "min": "1", "max": "1000",
+                                                                    "step": "1", "inputmode": "numeric"})
+    window = SelectField("In any", choices=CAP_WINDOWS, default="24h")
+
+
+class CapsForm(HeraldForm):
+    """Frequency caps: CAP_ROWS fixed rows (rule_0..), judged by workspace.set_frequency_caps. Fixed
+    fields rather than a FieldList, which renumbers the rows posted and reads a missing one twice."""
+
+    @property
+    def rules(self) -> list:
+        return [self[f"rule_{i}"] for i in range(CAP_ROWS)]
+
+    def filled(self) -> list[tuple[object, dict]]:
+        return [(row, {"channel": row.channel.data, "limit": number(row.limit.data), "window": row.window.data})
+                for row in self.rules if (row.limit.data or "").strip()]
+
+
+for _i in range(CAP_ROWS):
+    setattr(CapsForm, f"rule_{_i}", FormField(CapRowForm))
+
+
+def _says(message: str, prefix: str = "") -> str:
+    """A service message shown next to its field: "start must be…" -> "Start must be…"."""
+    text = message.removeprefix(prefix).lstrip(".: ")
+    return text[:1].upper() + text[1:]
+
+
+def _quiet_form() -> QuietHoursForm:
+    quiet = workspace.quiet_hours()
+    return QuietHoursForm(prefix="quiet", formdata=None, data={
+        "enabled": quiet.enabled, "start": quiet.start.strftime("%H:%M"), "end": quiet.end.strftime("%H:%M")})
+
+
+def _caps_form() -> CapsForm:
+    rules = [r.as_json() | {"limit": str(r.limit)} for r in workspace.frequency_caps()]
+    return CapsForm(prefix="caps", formdata=None, data={f"rule_{i}": rule for i, rule in enumerate(rules)})
+
+
+def _workspace_page(form: WorkspaceForm | None = None, status: int = 200, quiet: QuietHoursForm | None = None,
+                    caps: CapsForm | None = None):
+    if form is None:
+        setting = workspace.four_eyes()
+        form = WorkspaceForm(formdata=None, data={"enabled": setting.enabled, "threshold": setting.threshold})
+    return render_template("admin/workspace.html", form=form, current=workspace.four_eyes(),
+                           quiet=quiet or _quiet_form(), quiet_now=workspace.quiet_hours(),
+                           caps=caps or _caps_form(), caps_now=workspace.frequency_caps()), status
 
 
 @bp.get("/workspace")
 @roles(*ADMINS)
 def workspace_settings():
-    setting = workspace.four_eyes()
-    return _workspace_page(WorkspaceForm(data={"enabled": setting.enabled, "threshold": setting.threshold}))
+    return _workspace_page()
+
+
+@bp.post("/workspace/quiet-hours")
+@roles(*ADMINS)
+def quiet_hours_save():
+    form = QuietHoursForm(prefix="quiet")
+    if form.validate_on_submit():
+        try:
+            quiet = workspace.set_quiet_hours(bool(form.enabled.data), (form.start.data or "").strip(),
+                                              (form.end.data or "").strip(), current_actor())
+        except ValidationError as err:
+            for detail in err.details:
+                field = getattr(form, detail.get("field", ""), None) or form.end
+                field.errors = [*field.errors, _says(err.message)]
+        else:
+            hours = f"{quiet.start:%H:%M}–{quiet.end:%H:%M}"
+            flash(f"Quiet hours are on: {hours} in each recipient's time zone; messages due then wait until "
+                  f"{quiet.end:%H:%M}." if quiet.enabled else f"Quiet hours are off (kept: {hours}).", "success")
+            return redirect(url_for("admin.workspace_settings") + "#quiet-hours")
+    return _workspace_page(quiet=form, status=400)
+
+
+@bp.post("/workspace/frequency-caps")
+@roles(*ADMINS)
+def frequency_caps_save():
+    form = CapsForm(prefix="caps")
+    if form.validate_on_submit():
+        filled = form.filled()
+        placed = False
+        for row, rule in filled:  # each row judged on its own, so every bad row says so
+            try:
+                workspace.parse_cap_rules([rule])
+            except ValidationError as err:
+                name = err.details[0]["field"].removeprefix("rules[0]").lstrip(".") if err.details else ""
+                field = getattr(row, name, None) or row.limit
+                field.errors = [*field.errors, _says(err.message, f"rules[0].{name}" if name else "rules[0]")]
+                placed = True
+        if not placed:
+            try:
+                rules = workspace.set_frequency_caps([rule for _, rule in filled], current_actor())
+            except ValidationError as err:  # a duplicate: the row it names
+                index = next((int(d["field"][6:].split("]")[0]) for d in err.details
+                              if d.get("field", "").startswith("rules[")), None)
+                if index is not None and index < len(filled):
+                    row = filled[index][0]
+                    row.window.errors = [*row.window.errors, _says(err.message, f"rules[{index}]")]
+                else:
+                    form.form_errors.append(err.message)
+            else:
+                text = "; ".join(r.reason().removeprefix("frequency cap: ") for r in rules)
+                flash(f"Frequency caps saved: at most {text}." if rules else
+                      "Frequency caps removed: no limit on campaign messages per user.", "success")
+                return redirect(url_for("admin.workspace_settings") + "#frequency-caps")
+    return _workspace_page(caps=form, status=400)
 
 
 @bp.post("/workspace")

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 
 from flask_wtf.file import FileField
-from wtforms import HiddenField, IntegerField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import NumberRange, Optional
 
 from dashboard.errors import AppError, ValidationError
@@ -45,6 +55,12 @@ CANARY_CHOICES = [SelectChoice("off", "Off — send to everyone at once"), Selec
 HALT_CHOICES = [SelectChoice("canary", "With a canary wave (default)"),
                 SelectChoice("always", "Always, also without a canary"), SelectChoice("off", "Off")]
 NUMBER = {"type": "number", "inputmode": "decimal", "step": "any", "min": "0"}
+PASSED_CHOICES = [SelectChoice("next_day", "Send it the next day at that time"),
+                  SelectChoice("now", "Send it to them now")]
+SEND_AT_FIELDS = {"sendAt.localTime": ("localTime", "local_time", "The local time"),
+                  "sendAt.date": ("date", "local_date", "The date"),
+                  "sendAt.fallbackZone": ("fallbackZone", "fallback_zone", "The fallback time zone"),
+                  "sendAt.passed": ("passed", "passed", "The choice for recipients whose time has passed")}
 
 
 class SendOptionsForm(HeraldForm):
@@ -62,10 +78,26 @@ class SendOptionsForm(HeraldForm):
     halt_percent = StringField("Failure percentage", default="5", render_kw=NUMBER)
     halt_window = StringField("Deliveries watched", default="200", render_kw=NUMBER | {"inputmode": "numeric"})
     spread_minutes = StringField("Spread the send over (minutes)", render_kw=NUMBER | {"inputmode": "numeric"})
+    # "At a time in each recipient's time zone" (the API's sendAt); used when the marketer presses its button.
+    local_time = StringField("Local time", default="09:00", render_kw={"type": "time", "class": "time-input"})
+    local_date = StringField("Date", render_kw={"type": "date", "class": "date-input"})
+    fallback_zone = StringField("Fallback time zone")  # drawn by _zone_picker.html
+    passed = RadioField("If the time has already passed for some recipients", choices=PASSED_CHOICES,
+                        default="next_day")
+    ignore_quiet_hours = BooleanField("Ignore quiet hours (urgent)")
+    ignore_frequency_cap = BooleanField("Ignore frequency caps")
 
-    def body(self) -> dict:
-        """The API's send options (camelCase) from what was typed."""
+    def body(self, local: bool = False) -> dict:
+        """The API's send options (camelCase) from what was typed; `local`: the local-time send's sendAt too."""
         body: dict = {}
+        if local:
+            body["sendAt"] = {"localTime": (self.local_time.data or "").strip(),
+                              "date": (self.local_date.data or "").strip(),
+                              "fallbackZone": (self.fallback_zone.data or "").strip(), "passed": self.passed.data}
+        if self.ignore_quiet_hours.data:
+            body["ignoreQuietHours"] = True
+        if self.ignore_frequency_cap.data:
+            body["ignoreFrequencyCap"] = True
         if self.canary.data in ("size", "percent"):
             body["canary"] = {self.canary.data: number(self[f"canary_{self.canary.data}"].data)}
             if (self.hold_minutes.data or "").strip():
@@ -78,10 +110,10 @@ class SendOptionsForm(HeraldForm):
             body["spreadMinutes"] = number(self.spread_minutes.data)
         return body
 
-    def options(self) -> control.SendOptions:
+    def options(self, local: bool = False) -> control.SendOptions:
         """control.parse_options over the typed values; every refused part is reported at once
         (ValidationError with the API's field names), not only the first."""
-        body = self.body()
+        body = self.body(local)
         problems = []
         if "canary" in body and body["canary"][self.canary.data] is None:
             noun = "recipients" if self.canary.data == "size" else "a percentage"
@@ -98,6 +130,8 @@ class SendOptionsForm(HeraldForm):
                     control.parse_options(part)
                 except ValidationError as err:
                     problems += err.details
+        if "sendAt" in body:
+            problems += send_at_problems(body["sendAt"])
         if problems:
             raise ValidationError("Check the delivery options: nothing was sent.", problems)
         return control.parse_options(body)
@@ -107,7 +141,10 @@ class SendOptionsForm(HeraldForm):
         fields = {"canary": self[f"canary_{self.canary.data}"] if self.canary.data in ("size", "percent")
                   else self.canary, "canary.size": self.canary_size, "canary.percent": self.canary_percent,
                   "canary.holdMinutes": self.hold_minutes, "haltRule": self.halt, "haltRule.percent": self.halt_percent,
-                  "haltRule.window": self.halt_window, "spreadMinutes": self.spread_minutes}
+                  "haltRule.window": self.halt_window, "spreadMinutes": self.spread_minutes,
+                  "sendAt": self.local_time, "ignoreQuietHours": self.ignore_quiet_hours,
+                  "ignoreFrequencyCap": self.ignore_frequency_cap}
+        fields |= {api: self[name] for api, (_, name, _) in SEND_AT_FIELDS.items()}
         rest = []
         for detail in err.details:
             field = fields.get(detail.get("field"))
@@ -123,7 +160,36 @@ class SendOptionsForm(HeraldForm):
         return (self.canary.data != "off" or self.halt.data != "canary"
                 or bool((self.spread_minutes.data or "").strip())
                 or (self.halt_percent.data or "") != "5" or (self.halt_window.data or "") != "200"
-                or any(f.errors for f in self))
+                or bool(self.ignore_quiet_hours.data or self.ignore_frequency_cap.data)
+                or any(f.errors for f in self if f.name not in LOCAL_FIELDS))
+
+    def local_open(self) -> bool:
+        """The local-time panel opens when a refused local-time send comes back."""
+        return any(self[name].errors for name in LOCAL_FIELDS)
+
+    def typed(self) -> dict:
+        """What was typed, to show again after a refusal (checkboxes as "y" or "")."""
+        return {f.name: ("y" if f.data else "") if isinstance(f, BooleanField) else (f.data or "")[:64]
+                for f in self if f.name != "csrf_token"}
+
+
+LOCAL_FIELDS = ("local_time", "local_date", "fallback_zone", "passed")
+
+
+def send_at_problems(given: dict, now: datetime | None = None) -> list[dict]:
+    """Each part of sendAt judged on its own by control.parse_options (the others replaced by
+    good values), so every refused part is shown at once, in the API's words with the field's
+    label for its name: "The date is in the past; pick today or a later day."."""
+    today = (now or datetime.now(UTC)).date().isoformat()
+    good = {"localTime": "09:00", "date": today, "fallbackZone": "UTC", "passed": "next_day"}
+    problems = []
+    for api, (key, _, label) in SEND_AT_FIELDS.items():
+        try:
+            control.parse_options({"sendAt": good | {key: given.get(key)}})
+        except ValidationError as err:
+            message = err.message.replace(api + ":", label + ":").replace(api, label)
+            problems.append({"field": api, "message": message})
+    return problems
 
 
 def number(text: str | None):

@@ -1,10 +1,11 @@
 """The live campaign status partial and the lifecycle buttons: send or schedule (with the
-delivery options: canary wave, automatic pause, spread), pause, resume / continue, approve a
-send (four-eyes), unschedule, cancel, duplicate, retry failed."""
+delivery options: canary wave, automatic pause, spread; or at a time in each recipient's zone,
+sent in waves), pause, resume / continue, approve a send (four-eyes), unschedule, cancel,
+duplicate, retry failed. A campaign with waves shows them (waves_context)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
@@ -14,7 +15,7 @@ from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.errors import AppError, ValidationError
 from dashboard.models import Campaign, CampaignStatus, DeliveryMode
 from dashboard.services import campaigns as campaign_service
-from dashboard.services import channel_settings, control, lifecycle, workspace
+from dashboard.services import channel_settings, control, lifecycle, recipient_time, workspace
 from dashboard.services.delivery import progress
 from dashboard.web import timefmt
 from dashboard.web.campaign_forms import SendOptionsForm, number, sentence
@@ -37,6 +38,16 @@ TIMEZONES = timefmt.canonical_zones()
 
 
 bp.add_app_template_global(queries.outcome, "campaign_outcome")  # the one badge: _status_badge.html
+
+
+@bp.app_template_filter("day_text")
+def day_text(value: str) -> str:
+    """"2026-12-02" -> "2 Dec 2026" (what a date input holds, as the page says it)."""
+    try:
+        day = date.fromisoformat((value or "").strip())
+    except ValueError:
+        return "the date chosen"
+    return f"{day.day} {day:%b %Y}"
 
 
 def spread_cap(campaign: Campaign) -> float | None:
@@ -85,7 +96,50 @@ def status_context(campaign: Campaign) -> dict:
             "can_approve": campaign.awaiting_approval and approver != campaign.approval_requested_by_id,
             "approve_confirm": f"Approve sending “{campaign.name}” to {campaign.total:,} recipients {sends}?",
             "four_eyes_limit": workspace.four_eyes().threshold if campaign.awaiting_approval else None,
-            "picked_zone": picked}
+            "picked_zone": picked, **waves_context(campaign)}
+
+
+SHOWN_ZONES = 3
+
+
+def send_at_summary(send_at: dict | None) -> str | None:
+    """"09:00 in each recipient's time zone on 2 Dec 2026, fallback Europe/Paris"."""
+    if not send_at:
+        return None
+    try:
+        day = date.fromisoformat(send_at["date"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (f"{send_at.get('localTime')} in each recipient's time zone on {day.day} {day:%b %Y}, "
+            f"fallback {send_at.get('fallbackZone')}")
+
+
+def passed_text(send_at: dict | None) -> str:
+    if not send_at:
+        return ""
+    return ("where that time had already passed: the next day" if send_at.get("passed", "next_day") == "next_day"
+            else "where that time had already passed: sent at once")
+
+
+def waves_context(campaign: Campaign) -> dict:
+    """The Waves panel (only for a campaign with timed waves: two small queries, none otherwise)."""
+    if not campaign.wave_count or campaign.status == S.DRAFT:
+        return {"waves": None}
+    now = datetime.now(UTC)
+    view = recipient_time.waves_view(campaign, now)
+    rows = []
+    for w in view:
+        zones = w["zones"]
+        local = {"local": w["localTime"], "quiet": f"{w['localTime']} (quiet hours end)",
+                 "now": "now", "passed": "at once (the time had passed)"}.get(w["reason"], w["localTime"] or "")
+        rows.append(w | {"local": local, "shownZones": zones[:SHOWN_ZONES],
+                         "moreZones": max(len(zones) - SHOWN_ZONES, 0), "allZones": ", ".join(zones)})
+    upcoming = recipient_time.next_wave(view)
+    countdown = duration(max((upcoming - now).total_seconds(), 0)) if upcoming is not None else None
+    if countdown and upcoming - now < timedelta(seconds=60):
+        countdown = "under a minute"
+    return {"waves": rows, "next_wave_at": upcoming, "next_wave_in": countdown,
+            "send_at_text": send_at_summary(campaign.send_at), "send_at_passed": passed_text(campaign.send_at)}
 
 
 @bp.get("/<int:campaign_id>/_status")
@@ -148,13 +202,16 @@ def send(campaign_id: int):
     problem next to its field with everything typed kept (shown once, as the flash is)."""
     form = SendOptionsForm() if request.form.get("advanced") else None
     scheduling = request.form.get("intent") == "schedule"
+    local = request.form.get("intent") == "local"  # at a time in each recipient's zone (waves)
     problems: list[AppError] = []
     options = when = zone = campaign = None
     if form is not None:
         try:
-            options = form.options()
+            options = form.options(local=local)
         except ValidationError as err:
             problems.append(err)
+    elif local:
+        problems.append(AppError("Choose the local time in Review & send."))
     if scheduling:
         try:
             when, zone = parse_local(request.form.get("scheduled_local", ""), request.form.get("timezone", "UTC"))
@@ -171,6 +228,10 @@ def send(campaign_id: int):
         at = f" at {timefmt.when_text(campaign.scheduled_at, zone)}" if campaign.scheduled_at else ""
         flash(f"Sending to {campaign.total:,} recipients needs a second person's approval; it starts{at or ' now'} "
               f"once someone else approves it.", "info")
+    elif local and campaign.status == S.SCHEDULED:
+        waves = f"{campaign.wave_count:,} wave{'s' if campaign.wave_count != 1 else ''}"
+        flash(f"Scheduled at {send_at_summary(campaign.send_at)}: {waves}, the first "
+              f"{timefmt.when_text(campaign.scheduled_at)}.", "success")
     elif campaign.status == S.SCHEDULED:
         flash(f"Scheduled for {timefmt.when_text(campaign.scheduled_at, zone)}.", "success")
     else:
@@ -197,7 +258,7 @@ def _refused(campaign_id: int, form: SendOptionsForm | None, problems: list[AppE
             typed |= {"local": request.form.get("scheduled_local", "")[:40],
                       "zone": request.form.get("timezone", "")[:64]}
         if form is not None:
-            typed["options"] = {f.name: (f.data or "")[:40] for f in form if f.name != "csrf_token"}
+            typed["options"] = form.typed()
             typed["errors"] = {f.name: list(f.errors) for f in form if f.errors}
         session["schedule_typed"] = typed
     return _back(campaign_id, "#review" if on_fields else "")
@@ -208,11 +269,17 @@ def send_form(typed: dict | None) -> SendOptionsForm:
     from werkzeug.datastructures import MultiDict
 
     if not typed or "options" not in typed:
-        return SendOptionsForm(formdata=None)
-    form = SendOptionsForm(formdata=MultiDict(typed["options"]))
-    for name, errors in (typed.get("errors") or {}).items():
-        if name in form:
-            form[name].errors = list(errors)
+        tomorrow = datetime.now(timefmt.zone(timefmt.viewer_zone_name())).date() + timedelta(days=1)
+        form = SendOptionsForm(formdata=None, local_date=tomorrow.isoformat(),
+                               fallback_zone=timefmt.viewer_zone_name())
+    else:
+        form = SendOptionsForm(formdata=MultiDict(typed["options"]))
+        for name, errors in (typed.get("errors") or {}).items():
+            if name in form:
+                form[name].errors = list(errors)
+    # What the workspace applies (the hints beside "Ignore quiet hours" and "Ignore frequency caps").
+    form.quiet = workspace.quiet_hours()
+    form.caps = workspace.frequency_caps()
     return form
 
 

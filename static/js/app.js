@@ -295,3 +295,21 @@
   document.addEventListener("htmx:sendError", offline);
   document.addEventListener("htmx:timeout", offline);
 })();
+
+// Review & send's local-time panel: its sentence says the time and date as they are typed
+// ("Each recipient gets it at 09:00 … on 2 Dec 2026"); the server renders the same words first.
+(function () {
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  document.addEventListener("input", function (event) {
+    var input = event.target, form = input.form;
+    if (!form || (input.name !== "local_time" && input.name !== "local_date")) { return; }
+    var echo = form.querySelector("[data-echo='" + input.name + "']");
+    if (!echo) { return; }
+    var value = input.value, parts = value.split("-");
+    if (input.name === "local_date") {
+      value = parts.length === 3 ? Number(parts[2]) + " " + MONTHS[Number(parts[1]) - 1] + " " + parts[0]
+        : "the date chosen";
+    }
+    echo.textContent = value || "the time chosen";
+  });
+})();

@@ -62,43 +62,42 @@ def mark_sent(ids: list[int], now: datetime) -> tuple[int, int]:
     return from_pending, from_skipped
 
 
+def _by_reason(pairs: list[tuple[int, str]], default: str) -> dict[str, list[int]]:
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for rid, reason in pairs:
+        by_reason[(reason or default)[:1000]].append(rid)
+    return by_reason
+
+
+def _mark(pairs: list[tuple[int, str]], status: str, default: str, from_status: str, **values) -> int:
+    """Rows in from_status -> status with their reason; one statement per distinct reason."""
+    return sum(db.session.execute(_ids_update(ids, Recipient.status == from_status, status=status, last_error=reason,
+                                              **values)).rowcount
+               for reason, ids in _by_reason(pairs, default).items())
+
+
 def mark_failed(failures: list[tuple[int, str]], now: datetime, *, from_status: str = RecipientStatus.PENDING,
                 count_attempt: bool = True) -> int:
-    """Rows in from_status -> failed with their reason; one statement per distinct reason."""
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for rid, reason in failures:
-        by_reason[(reason or "failed")[:1000]].append(rid)
-    changed = 0
-    for reason, ids in by_reason.items():
-        values = dict(status=RecipientStatus.FAILED, last_error=reason, updated_at=now)
-        if count_attempt:
-            values["attempts"] = Recipient.attempts + 1
-        if from_status == RecipientStatus.SENT:  # claimed in this transaction, then refused
-            values["sent_at"] = None
-        changed += db.session.execute(_ids_update(ids, Recipient.status == from_status, **values)).rowcount
-    return changed
+    """Rows in from_status -> failed with their reason."""
+    values: dict = dict(updated_at=now)
+    if count_attempt:
+        values["attempts"] = Recipient.attempts + 1
+    if from_status == RecipientStatus.SENT:  # claimed in this transaction, then refused
+        values["sent_at"] = None
+    return _mark(failures, RecipientStatus.FAILED, "failed", from_status, **values)
 
 
 def mark_skipped(skips: list[tuple[int, str]], now: datetime, *, from_status: str = RecipientStatus.PENDING) -> int:
-    """Rows in from_status -> skipped with their reason (a frequency cap); one statement per reason."""
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for rid, reason in skips:
-        by_reason[(reason or "skipped")[:1000]].append(rid)
-    changed = 0
-    for reason, ids in by_reason.items():
-        values = dict(status=RecipientStatus.SKIPPED, last_error=reason, updated_at=now)
-        if from_status == RecipientStatus.SENT:  # claimed in this transaction, then held back
-            values |= dict(sent_at=None, attempts=Recipient.attempts - 1)
-        changed += db.session.execute(_ids_update(ids, Recipient.status == from_status, **values)).rowcount
-    return changed
+    """Rows in from_status -> skipped with their reason (a frequency cap)."""
+    values: dict = dict(updated_at=now)
+    if from_status == RecipientStatus.SENT:  # claimed in this transaction, then held back
+        values |= dict(sent_at=None, attempts=Recipient.attempts - 1)
+    return _mark(skips, RecipientStatus.SKIPPED, "skipped", from_status, **values)
 
 
 def note_retries(retries: list[tuple[int, str]], now: datetime) -> None:
     """Transient failures: the row stays pending with its attempt and last error."""
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for rid, reason in retries:
-        by_reason[(reason or "transient failure")[:1000]].append(rid)
-    for reason, ids in by_reason.items():
+    for reason, ids in _by_reason(retries, "transient failure").items():
         db.session.execute(_ids_update(ids, Recipient.status == RecipientStatus.PENDING, last_error=reason,
                                        attempts=Recipient.attempts + 1, updated_at=now))
 

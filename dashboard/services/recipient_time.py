@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
-from sqlalchemy import case, delete, func, insert, literal, select, update
+from sqlalchemy import SmallInteger, String, case, column, delete, func, insert, literal, select, update, values
+from sqlalchemy.orm import aliased
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
@@ -150,9 +151,16 @@ def _pending(campaign_id: int):
     return (Recipient.campaign_id == campaign_id, Recipient.status == RecipientStatus.PENDING)
 
 
+def _stated_zone(recipient=Recipient):
+    """The zone as _zone_expr, for a query that outer-joins `users` (a hash join, not a lookup per row)."""
+    own = func.nullif(recipient.variables[ZONE_FIELD].as_string(), "")
+    return func.coalesce(own, func.nullif(User.timezone, ""))
+
+
 def zone_counts(campaign_id: int) -> dict[str | None, int]:
     """Pending recipients per stated zone (None: no zone known), one grouped query."""
-    zones = select(_zone_expr().label("zone")).where(*_pending(campaign_id)).subquery()
+    zones = (select(_stated_zone().label("zone")).select_from(Recipient)
+             .outerjoin(User, User.user_id == Recipient.user_id).where(*_pending(campaign_id)).subquery())
     return {z: n for z, n in db.session.execute(select(zones.c.zone, func.count()).group_by(zones.c.zone)).all()}
 
 
@@ -212,9 +220,12 @@ def store_waves(campaign_id: int, waves: list[Wave]) -> int:
             numbers[key] = FIRST_TIMED_WAVE + i
     # No zone known -> its wave; a zone that appeared since the count (a directory edit) -> the first.
     default = numbers.pop(None, FIRST_TIMED_WAVE)
-    value = case(numbers, value=_zone_expr(), else_=literal(default)) if numbers else literal(default)
-    db.session.execute(update(Recipient).where(*_pending(campaign_id)).values(wave=value)
-                       .execution_options(synchronize_session=False))
+    if numbers and db.session.get_bind().dialect.name == "postgresql":
+        _update_joined(campaign_id, numbers, default)
+    else:
+        value = case(numbers, value=_zone_expr(), else_=literal(default)) if numbers else literal(default)
+        db.session.execute(update(Recipient).where(*_pending(campaign_id)).values(wave=value)
+                           .execution_options(synchronize_session=False))
     db.session.execute(delete(CampaignWave).where(CampaignWave.campaign_id == campaign_id))
     db.session.execute(insert(CampaignWave), [
         {"campaign_id": campaign_id, "number": FIRST_TIMED_WAVE + i, "due_at": w.due_at, "local_time": w.local_time,
@@ -222,6 +233,22 @@ def store_waves(campaign_id: int, waves: list[Wave]) -> int:
     db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(wave_count=len(waves))
                        .execution_options(synchronize_session=False))
     return len(waves)
+
+
+def _update_joined(campaign_id: int, numbers: dict, default: int) -> None:
+    """PostgreSQL: the recipients' UPDATE as a join — pending recipients, outer-joined to `users`
+    and to a VALUES list (zone, wave), hashed — rather than a CASE of one branch per zone with a
+    directory lookup per row: over 100k recipients and 300 zones the CASE costs ~1 s of
+    comparisons, and its estimated cost makes PostgreSQL JIT-compile it (~0.9 s more)."""
+    zones = values(column("zone", String), column("wave", SmallInteger), name="zone_waves").data(
+        list(numbers.items()))
+    r = aliased(Recipient)
+    picked = (select(r.id.label("id"), zones.c.wave.label("wave")).select_from(r)
+              .outerjoin(User, User.user_id == r.user_id).outerjoin(zones, zones.c.zone == _stated_zone(r))
+              .where(r.campaign_id == campaign_id, r.status == RecipientStatus.PENDING).subquery())
+    db.session.execute(update(Recipient).where(Recipient.id == picked.c.id)
+                       .values(wave=func.coalesce(picked.c.wave, default))
+                       .execution_options(synchronize_session=False))
 
 
 def plan_local(campaign: Campaign, send_at: SendAt, now: datetime, quiet: bool = True) -> list[Wave]:

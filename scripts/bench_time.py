@@ -123,8 +123,10 @@ def _check(campaign_id: int, send_at: SendAt, sent_at: datetime, expected: dict[
 
 
 def _profile(campaign_id: int, send_at: SendAt) -> dict:
-    """The planning's statements one by one (rolled back): the grouped zone query, the waves, the UPDATE."""
+    """The send's statements one by one (rolled back): the checks every send makes (a scan of the
+    recipients for required variables), the grouped zone query, the waves, the UPDATE."""
     now = datetime.now(UTC)
+    check_s = timed(lambda: lifecycle.check_ready(db.session.get(Campaign, campaign_id)))
     counts: dict = {}
 
     def count():
@@ -135,7 +137,8 @@ def _profile(campaign_id: int, send_at: SendAt) -> dict:
     waves_s = timed(lambda: waves.extend(recipient_time.compute_waves(counts, now, send_at, None)))
     store_s = timed(lambda: recipient_time.store_waves(campaign_id, waves))
     db.session.rollback()
-    return {"count_s": count_s, "waves_s": waves_s, "store_s": store_s, "distinct_keys": len(counts)}
+    return {"check_s": check_s, "count_s": count_s, "waves_s": waves_s, "store_s": store_s,
+            "distinct_keys": len(counts)}
 
 
 def part_plan_time() -> dict:

@@ -40,6 +40,12 @@ TIMEZONES = timefmt.canonical_zones()
 bp.add_app_template_global(queries.outcome, "campaign_outcome")  # the one badge: _status_badge.html
 
 
+@bp.app_template_filter("clock")
+def clock(value) -> str:
+    """A wall-clock time (datetime.time) as the 24-hour "HH:MM" the settings use."""
+    return value.strftime("%H:%M") if value is not None else ""
+
+
 @bp.app_template_filter("day_text")
 def day_text(value: str) -> str:
     """"2026-12-02" -> "2 Dec 2026" (what a date input holds, as the page says it)."""
@@ -165,7 +171,9 @@ def status(campaign_id: int):
 def _back(campaign_id: int, anchor: str = ""):
     url = url_for("campaigns.show", campaign_id=campaign_id) + anchor
     if request.headers.get("HX-Request"):  # Schedule posts with HTMX (it asks no confirmation)
-        return "", 204, {"HX-Redirect": url}
+        # To the same page with an anchor, the browser only scrolls (a fragment navigation): HX-Refresh
+        # makes htmx reload it, so a refused schedule shows its errors.
+        return "", 204, {"HX-Redirect": url} | ({"HX-Refresh": "true"} if anchor else {})
     return redirect(url)
 
 

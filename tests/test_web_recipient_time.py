@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from dashboard.extensions import db
-from dashboard.models import AuditEvent, Campaign, CampaignWave, Recipient, User
-from dashboard.services import lifecycle, workspace
+from dashboard.models import AuditEvent, Campaign, CampaignWave, User
+from dashboard.services import lifecycle, recipients, workspace
 from dashboard.services.actor import Actor
 from tests.conftest import csrf_from
+from tests.engine import drain
 from tests.test_delivery_faults import assert_counters_match_rows
 from tests.test_sending import make_campaign
 
@@ -305,15 +306,22 @@ def test_csrf_and_roles_are_enforced(client, logged_in, app):
 
 
 def test_a_recipient_skipped_by_a_cap_shows_its_reason_in_the_recipients_table(client, logged_in):
-    c = make_campaign(2)
-    lifecycle.send(c.id, None, ACTOR)
-    row = db.session.scalar(select(Recipient).where(Recipient.campaign_id == c.id, Recipient.user_id == "u1"))
-    row.status, row.last_error = "skipped", "frequency cap: 3 in the last 24 h"
-    db.session.commit()
+    workspace.set_frequency_caps([{"channel": "all", "limit": 1, "window": "24h"}], ACTOR)
+    first = make_campaign(1)  # u0 gets one message
+    lifecycle.send(first.id, None, ACTOR)
+    drain()
+    c = lifecycle.duplicate(first.id, ACTOR)
+    recipients.add_manual(c.id, ["u1"], None, ACTOR)
+    lifecycle.send(c.id, None, ACTOR)  # u0 is over the cap of 1 per 24 h; u1 is not
+    drain()
+    done = assert_counters_match_rows(c.id)
+    assert (done.status, done.sent, done.skipped) == ("sent", 1, 1)
     logged_in("support")
-    text = _text(_page(client, f"/campaigns/{c.id}?status=skipped"))
-    assert "u1 — skipped 0 frequency cap: 3 in the last 24 h" in text.replace("—  ", "— ") or \
-        re.search(r"u1 .*skipped .*frequency cap: 3 in the last 24 h", text)
+    page = _page(client, f"/campaigns/{c.id}?status=skipped")
+    rows = re.findall(r"<tr>\s*<td class=\"mono\">([^<]+)</td>.*?</tr>", page, re.S)
+    assert rows == ["u0"]  # the skipped filter: one row, with its badge and its reason
+    row = re.search(r'<td class="mono">u0</td>.*?</tr>', page, re.S).group(0)
+    assert 'rstatus-skipped">skipped<' in row and "<td>frequency cap: 1 in the last 24 h</td>" in row
 
 
 def test_a_csv_with_a_bad_timezone_shows_the_row_and_column_in_the_upload_preview(client, logged_in):

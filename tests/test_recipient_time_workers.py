@@ -329,3 +329,35 @@ def test_a_one_call_notification_that_asks_for_quiet_hours_is_held():
     assert users_in(c.id, "pending") == zones["UTC"]
     assert [(w["reason"], w["dueAt"], w["zones"]) for w in waves(c.id) if w["reason"] == "quiet"] == [
         ("quiet", ends, ["UTC"])]
+
+
+# -- in-process: a scheduled local-time send cancelled or unscheduled -----------------------------------
+
+def test_cancelling_a_scheduled_local_time_send_skips_everyone_and_its_timer_starts_nothing():
+    from dashboard.services import recovery
+
+    zones = zoned_users(3, ("UTC", "Asia/Kolkata"))
+    c = make_campaign("in_app", zones["UTC"] | zones["Asia/Kolkata"])
+    first = next_minute()
+    c = lifecycle.send(c.id, None, ACTOR, options=send_at(first))
+    assert c.status == "scheduled" and len(waves(c.id)) == 2
+    lifecycle.cancel(c.id, ACTOR)
+    c = assert_counters_match_rows(c.id)
+    assert (c.status, c.skipped, c.pending) == ("cancelled", 6, 0)
+    assert {w["status"] for w in waves(c.id)} == {"cancelled"}
+    assert not recovery.fire_scheduled(c.id, first.isoformat())  # what the schedule's job does when it fires
+    drain()
+    c = assert_counters_match_rows(c.id)
+    assert (c.status, c.sent) == ("cancelled", 0) and feed_rows(c.id) == 0
+
+
+def test_an_unscheduled_local_time_send_can_then_be_sent_now_to_everyone():
+    zones = zoned_users(3, ("UTC", "Asia/Kolkata"))
+    c = make_campaign("in_app", zones["UTC"] | zones["Asia/Kolkata"])
+    lifecycle.send(c.id, None, ACTOR, options=send_at(next_minute()))
+    lifecycle.unschedule(c.id, ACTOR)
+    c = lifecycle.send(c.id, None, ACTOR)
+    assert (c.status, c.wave_count, c.send_at) == ("sending", 0, None)
+    drain()
+    c = assert_counters_match_rows(c.id)
+    assert (c.status, c.sent) == ("sent", 6) and feed_rows(c.id) == 6

@@ -170,6 +170,22 @@ def test_email_applies_the_cap_and_a_message_the_smtp_server_refuses_does_not_co
     assert delivered == {"u0@example.com": 1, "u1@example.com": 1}
 
 
+def test_an_email_retried_after_451s_counts_once_when_delivered(sinks, app, monkeypatch):  # noqa: F811
+    monkeypatch.setitem(app.config, "HERALD_RETRY_BASE_SECONDS", 0.2)
+    caps(("email", 2, "24h"))
+    sink = sinks("email")
+    c = send_and_drain(make_campaign("email", ["later0", "u1"], "Retried"))  # later*: 451 twice, then 250
+    assert c.sent == 2
+    assert db.session.scalar(select(Recipient.attempts).where(Recipient.campaign_id == c.id,
+                                                              Recipient.user_id == "later0")) == 3
+    c = send_and_drain(make_campaign("email", ["later0", "u1"], "Second"))
+    assert (c.sent, c.skipped) == (2, 0), "the retries counted as more than one message"
+    c = send_and_drain(make_campaign("email", ["later0", "u1"], "Third"))
+    assert (c.sent, c.skipped) == (0, 2) and errors(c.id) == {"frequency cap: 2 email in the last 24 h"}
+    assert collections.Counter(m["to"][0] for m in sink.smtp.messages) == {"later0@example.com": 2,
+                                                                           "u1@example.com": 2}
+
+
 def test_webhook_applies_the_cap_and_a_request_the_endpoint_refuses_does_not_count(sinks):  # noqa: F811
     caps(("webhook", 1, "24h"))
     sink = sinks("webhook")

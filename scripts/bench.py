@@ -220,6 +220,13 @@ def section_caps(env: dict) -> None:
     for r in runs:
         print(f"    runs: none {', '.join(f'{x:.2f}' for x in r['none_runs'])} s; "
               f"cap {', '.join(f'{x:.2f}' for x in r['cap_runs'])} s")
+    print(line("cap check alone, % of the uncapped send", median(runs, "alone_pct"), " %", 20, None))
+    print(f"    caps.reserve of 100,000 users in steps of {runs[0]['step']:,} (the worker's), nothing else: "
+          f"{median(runs, 'reserve_alone_s'):.3f} s; Redis time in the cap script during a capped send: "
+          f"{median(runs, 'redis_cap_s'):.3f} s")
+    print(f"    CPU of the worker (work horses included) + Redis per send: none {median(runs, 'cpu_none_s'):.2f} s, "
+          f"cap {median(runs, 'cpu_cap_s'):.2f} s ({median(runs, 'cpu_pct'):+.1f} %)")
+    print("  the send-to-send difference is noisy on a shared machine; the check alone is its cost without the noise")
 
 
 def run_sections(env: dict) -> None:

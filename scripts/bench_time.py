@@ -11,6 +11,7 @@ keys cleared before every send so the capped sends check and reserve all 100,000
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import zoneinfo
@@ -22,7 +23,8 @@ from sqlalchemy import func, insert, select, text
 from dashboard import create_app
 from dashboard.extensions import db, get_redis
 from dashboard.models import Campaign, CampaignWave, Recipient, User
-from dashboard.services import campaigns, control, lifecycle, recipient_time, recipients, workspace
+from dashboard.ratelimit import TokenBucket
+from dashboard.services import campaigns, channel_settings, control, lifecycle, recipient_time, recipients, workspace
 from dashboard.services.delivery import caps
 from dashboard.services.recipient_time import SendAt, local_instant
 from scripts.bench_parts import ACTOR, ROWS, add_recipients, setup, wait_final
@@ -189,6 +191,37 @@ def count_caps() -> int:
     return sum(1 for _ in get_redis().scan_iter(match=f"{caps.PREFIX}:*", count=5000))
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its reaped children (the worker's work horses), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_s() -> float:
+    info = get_redis().info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def evalsha_usec() -> int:
+    """Microseconds Redis has spent in EVALSHA so far (the cap check is one script per step)."""
+    return int(get_redis().info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
+
+
+def reserve_alone(campaign_id: int, step: int) -> float:
+    """caps.reserve over 100,000 users in the worker's steps, as a step makes it (nothing else)."""
+    rule = workspace.parse_cap_rules([CAP_RULE])[0]
+    capped = caps.Caps(campaign_id, ("all",), ((1, rule.limit, rule.seconds, rule.reason()),))
+    items = [(i, f"u-{i:06d}") for i in range(ROWS)]
+    clear_caps()
+    start = time.perf_counter()
+    for lo in range(0, ROWS, step):
+        assert not caps.reserve(capped, items[lo:lo + step])
+    elapsed = time.perf_counter() - start
+    clear_caps()
+    return elapsed
+
+
 def part_caps() -> dict:
     app = create_app()
     order = ["none", "cap", "cap", "none"]
@@ -202,17 +235,22 @@ def part_caps() -> dict:
             add_recipients(campaign.id, ROWS)
             ids.append(campaign.id)
         vacuum("recipients")
-        children.worker()
+        worker = children.worker().pid
         time.sleep(2.0)  # let the worker boot and subscribe
         times: dict[str, list[float]] = {"none": [], "cap": []}
+        script_s, cpu = [], []
         for mode, campaign_id in zip(order, ids, strict=True):
             workspace.set_frequency_caps([CAP_RULE] if mode == "cap" else [], ACTOR)
             db.session.commit()
             clear_caps()
+            before = evalsha_usec()  # the token bucket's script counts too: the difference is compared
+            cpu_before = cpu_s(worker) + redis_cpu_s()
             start = time.perf_counter()
             lifecycle.send(campaign_id, None, ACTOR)
             campaign = wait_final(campaign_id, 600)
             times[mode].append(time.perf_counter() - start)
+            script_s.append((mode, (evalsha_usec() - before) / 1e6))
+            cpu.append((mode, cpu_s(worker) + redis_cpu_s() - cpu_before))
             assert (campaign.status, campaign.sent, campaign.skipped) == ("sent", ROWS, 0), \
                 (campaign.status, campaign.sent, campaign.skipped)
             keys = count_caps()
@@ -220,12 +258,18 @@ def part_caps() -> dict:
         clear_caps()
         workspace.set_frequency_caps([], ACTOR)
         db.session.commit()
+        step = TokenBucket("in_app", channel_settings.get("in_app").rate_limit).step
+        alone = statistics.median(reserve_alone(ids[0], step) for _ in range(3))
         skipped = db.session.scalar(select(func.count()).select_from(Recipient)
                                     .where(Recipient.status == "skipped"))
         assert skipped == 0, skipped
     none_s, cap_s = statistics.mean(times["none"]), statistics.mean(times["cap"])
+    scripts = {m: statistics.mean(x for mode, x in script_s if mode == m) for m in ("none", "cap")}
+    cpus = {m: statistics.mean(x for mode, x in cpu if mode == m) for m in ("none", "cap")}
     return {"none_s": none_s, "cap_s": cap_s, "added_pct": (cap_s / none_s - 1) * 100,
-            "none_runs": times["none"], "cap_runs": times["cap"]}
+            "none_runs": times["none"], "cap_runs": times["cap"], "step": step, "reserve_alone_s": alone,
+            "alone_pct": alone / none_s * 100, "redis_cap_s": scripts["cap"] - scripts["none"],
+            "cpu_none_s": cpus["none"], "cpu_cap_s": cpus["cap"], "cpu_pct": (cpus["cap"] / cpus["none"] - 1) * 100}
 
 
 if __name__ == "__main__":

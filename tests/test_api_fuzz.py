@@ -237,6 +237,22 @@ def realistic(case) -> None:
                 del body["variableSchema"]  # the stored content's {{ placeholders }} must stay declared
     if label == "POST /campaigns/{campaignId}/send" and body.get("scheduledAt") is not None:
         body["scheduledAt"] = (utcnow() + timedelta(days=1)).isoformat()
+    if label == "POST /campaigns/{campaignId}/send" and isinstance(body.get("haltRule"), dict):
+        _keep(body["haltRule"], {"percent", "window"})
+    if label == "POST /campaigns/{campaignId}/send" and isinstance(body.get("sendAt"), dict):
+        # a day ahead, a real zone, and none of the options a local-time send cannot have
+        _keep(body["sendAt"], {"localTime", "date", "fallbackZone", "passed"})
+        body["sendAt"] |= {"date": (utcnow() + timedelta(days=1)).date().isoformat(), "fallbackZone": "Asia/Kolkata"}
+        for name in ("scheduledAt", "canary", "spreadMinutes"):
+            body.pop(name, None)
+    if label == "PUT /settings/quiet-hours" and body.get("start") is not None and body.get("start") == body.get("end"):
+        body["end"] = "08:00" if body["start"] != "08:00" else "07:00"  # an empty window is refused
+    if label == "PUT /settings/frequency-caps" and isinstance(body.get("rules"), list):
+        for rule in body["rules"]:
+            _keep(rule, {"channel", "limit", "window"})
+        seen = set()  # at most one rule per channel and window
+        body["rules"] = [r for r in body["rules"] if (r.get("channel", "all"), r.get("window")) not in seen
+                         and not seen.add((r.get("channel", "all"), r.get("window")))]
     if label == "POST /campaigns/{campaignId}/send" and isinstance(body.get("canary"), dict):
         # a first wave smaller than the audience (the seeded draft has 3 recipients)
         body["canary"] = {"size": 1, "holdMinutes": body["canary"].get("holdMinutes")}

@@ -83,6 +83,15 @@ def test_error_envelope_and_shapes_named_by_the_spec_are_documented():
     assert "paused" in schemas["CampaignStatus"]["enum"]
     assert {"pausedReason", "canary", "haltRule", "spreadMinutes", "approval"} <= set(schemas["Campaign"]["required"])
     assert {"canary", "haltRule", "spreadMinutes", "scheduledAt"} <= set(schemas["SendRequest"]["properties"])
+    # SPEC §10 recipient time: sendAt {localTime, date, fallbackZone, passed}, the waves, the opt-outs
+    assert {"sendAt", "ignoreQuietHours", "ignoreFrequencyCap", "waves", "nextWaveAt"} <= set(
+        schemas["Campaign"]["required"])
+    assert {"sendAt", "ignoreQuietHours", "ignoreFrequencyCap"} <= set(schemas["SendRequest"]["properties"])
+    assert set(schemas["SendAt"]["properties"]) == {"localTime", "date", "fallbackZone", "passed"}
+    assert schemas["SendAt"]["properties"]["passed"]["enum"] == ["next_day", "now"]
+    assert schemas["SendRequest"]["properties"]["sendAt"]["properties"] == schemas["SendAt"]["properties"]
+    assert {"quietHours", "frequencyCap"} <= set(schemas["NotificationSend"]["properties"])
+    assert {"/settings/quiet-hours", "/settings/frequency-caps"} <= set(document()["paths"])
     assert "lastError" in schemas["Recipient"]["required"]
     assert schemas["ListPage"]["required"] == ["items", "nextCursor"]
     assert {"accepted", "rejected", "imported", "errors", "warnings", "sample"} <= set(

@@ -45,7 +45,7 @@ def test_a_local_time_send_is_scheduled_from_review_and_send_and_the_live_page_s
     expect(panel.get_by_label("Local time")).to_have_value("09:00")
     day = (datetime.now(UTC) + timedelta(days=2)).date()
     panel.get_by_label("Date", exact=True).fill(day.isoformat())
-    panel.get_by_label("Search time zones").fill("Paris")
+    panel.get_by_label("Search fallback time zones").fill("Paris")
     expect(panel.locator("#fallback_zone")).to_have_value("Europe/Paris")
     explained = panel.locator("#local-explained")
     expect(explained).to_contain_text(f"Each recipient gets it at 09:00 in their own time zone on "

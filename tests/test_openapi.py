@@ -89,7 +89,8 @@ def test_error_envelope_and_shapes_named_by_the_spec_are_documented():
     assert {"sendAt", "ignoreQuietHours", "ignoreFrequencyCap"} <= set(schemas["SendRequest"]["properties"])
     assert set(schemas["SendAt"]["properties"]) == {"localTime", "date", "fallbackZone", "passed"}
     assert schemas["SendAt"]["properties"]["passed"]["enum"] == ["next_day", "now"]
-    assert schemas["SendRequest"]["properties"]["sendAt"]["properties"] == schemas["SendAt"]["properties"]
+    assert schemas["SendRequest"]["properties"]["sendAt"]["oneOf"][0] == {"$ref": "#/components/schemas/SendAt"}
+    assert set(schemas["CampaignCanary"]["required"]) == {"size", "percent", "holdMinutes", "state", "seed", "wave"}
     assert {"quietHours", "frequencyCap"} <= set(schemas["NotificationSend"]["properties"])
     assert {"/settings/quiet-hours", "/settings/frequency-caps"} <= set(document()["paths"])
     assert "lastError" in schemas["Recipient"]["required"]

@@ -293,3 +293,27 @@ def test_send_now_on_a_scheduled_local_time_send_sends_everyone_at_once(app):
     assert (sent.status, sent.wave_count, sent.send_at) == ("sending", 0, None)
     drain()
     assert assert_counters_match_rows(c.id).status == "sent"
+
+
+def test_a_canary_is_drawn_outside_quiet_hours_or_waits_for_them_to_end(app):
+    now = datetime.now(Z)
+    start, end = (now - timedelta(minutes=30)).strftime("%H:%M"), (now + timedelta(minutes=30)).strftime("%H:%M")
+    workspace.set_quiet_hours(True, start, end, ACTOR)
+    awake = "Asia/Kolkata" if not (time(0) <= now.time() < time(1)) else "America/New_York"
+    zones = {f"q{i}": "UTC" for i in range(40)} | {f"a{i}": awake for i in range(10)}
+    c, users = _zoned_campaign(zones)
+    lifecycle.send(c.id, None, ACTOR, options=control.parse_options({"canary": {"size": 5}}))
+    drain()
+    c = assert_counters_match_rows(c.id)
+    sampled = db.session.scalars(select(Recipient.user_id).where(Recipient.campaign_id == c.id,
+                                                                 Recipient.wave == 1)).all()
+    assert len(sampled) == 5 and all(users[u].startswith("a") for u in sampled)
+    assert (c.status, c.canary_state, c.sent) == ("paused", "held", 5)
+    # Everyone inside quiet hours: the first wave waits until the window ends.
+    c2, _ = _zoned_campaign({f"q{i}": "UTC" for i in range(20)})
+    lifecycle.send(c2.id, None, ACTOR, options=control.parse_options({"canary": {"size": 3}}))
+    drain()
+    c2 = assert_counters_match_rows(c2.id)
+    chunk = db.session.scalars(select(CampaignChunk).where(CampaignChunk.campaign_id == c2.id)).one()
+    assert (c2.status, c2.sent, chunk.wave) == ("sending", 0, 1)
+    assert chunk.enqueued_at.strftime("%H:%M") == end

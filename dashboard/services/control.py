@@ -269,12 +269,13 @@ def continue_after_hold(campaign_id: int, held_at: str) -> bool:
     return True
 
 
-def canary_sample(campaign: Campaign) -> int:
-    """Mark the first wave: a random sample of the pending recipients, reproducible from the seed."""
-    ids = db.session.scalars(select(Recipient.id).where(
-        Recipient.campaign_id == campaign.id, Recipient.status == RecipientStatus.PENDING)
-        .order_by(Recipient.id)).all()
-    n = min(canary_count(len(ids), campaign.canary_size, campaign.canary_percent), len(ids))
+def canary_sample(campaign: Campaign, *scope) -> int:
+    """Mark the first wave: a random sample of the pending recipients (within `scope`, e.g. those
+    outside their quiet hours), reproducible from the seed; its size is judged on all pending."""
+    pending = (Recipient.campaign_id == campaign.id, Recipient.status == RecipientStatus.PENDING)
+    ids = db.session.scalars(select(Recipient.id).where(*pending, *scope).order_by(Recipient.id)).all()
+    everyone = db.session.scalar(select(func.count()).select_from(Recipient).where(*pending)) if scope else len(ids)
+    n = min(canary_count(everyone, campaign.canary_size, campaign.canary_percent), len(ids))
     chosen = sorted(random.Random(campaign.canary_seed).sample(ids, n))
     for i in range(0, len(chosen), 2000):
         db.session.execute(update(Recipient).where(Recipient.id.in_(chosen[i:i + 2000])).values(wave=1)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
-from sqlalchemy import SmallInteger, String, case, column, delete, func, insert, literal, select, update, values
+from sqlalchemy import SmallInteger, String, case, column, delete, func, insert, literal, or_, select, update, values
 from sqlalchemy.orm import aliased
 
 from dashboard.errors import ValidationError
@@ -272,6 +272,30 @@ def plan_quiet(campaign: Campaign, now: datetime) -> bool:
         return False
     store_waves(campaign.id, waves)
     return True
+
+
+def canary_quiet(campaign: Campaign, now: datetime) -> tuple[list[str], datetime | None]:
+    """Quiet hours for a canary's first wave: (zones to leave out of the sample, None) while
+    someone is outside their quiet hours; ([], when the last window ends) when everyone is
+    inside them (the whole wave then waits); ([], None) when quiet hours do not apply."""
+    if not campaign.quiet_hours:
+        return [], None
+    quiet = quiet_hours()
+    if not quiet.enabled:
+        return [], None
+    waves = compute_waves(zone_counts(campaign.id), now, None, quiet)
+    held = [w for w in waves if w.reason == "quiet"]
+    if not held:
+        return [], None
+    if any(w.reason != "quiet" for w in waves):
+        return [k for w in held for k in w.keys], None
+    return [], max(w.due_at for w in held)
+
+
+def outside(zones: list[str]):
+    """A condition: the recipient's stated zone is none of these (or unknown)."""
+    zone = _zone_expr()
+    return or_(zone.is_(None), zone.not_in(zones))
 
 
 def clear(campaign_id: int) -> None:

@@ -59,14 +59,17 @@ def plan(campaign_id: int) -> int:
     campaign = db.session.get(Campaign, campaign_id)
     realtime = campaign.delivery_mode == DeliveryMode.REALTIME
     size = 1 if realtime else current_app.config["HERALD_BATCH_CHUNK"]
-    wave = 0
+    wave, dues = 0, {}
     if campaign.canary_state == "sending":  # the first wave only; Continue plans the rest
-        control.canary_sample(campaign)
-        wave = 1
-    elif campaign.wave_count == 0:  # a local-time send has its waves from the moment it was sent
-        recipient_time.plan_quiet(campaign, now)
-    dues = recipient_time.wave_dues(campaign_id) if not wave else {}
-    if dues:
+        # Quiet hours: the sample leaves out recipients inside them; if everyone is, it waits.
+        quiet_zones, wait_until = recipient_time.canary_quiet(campaign, now)
+        control.canary_sample(campaign, *((recipient_time.outside(quiet_zones),) if quiet_zones else ()))
+        wave, dues = 1, ({1: wait_until} if wait_until else {})
+    else:
+        if campaign.wave_count == 0:  # a local-time send has its waves from the moment it was sent
+            recipient_time.plan_quiet(campaign, now)
+        dues = recipient_time.wave_dues(campaign_id)
+    if dues and not wave:
         bounds = _wave_bounds(campaign_id, size)
     else:
         bounds = [(wave, lo, hi) for lo, hi in _bounds(campaign_id, size, *((Recipient.wave == 1,) if wave else ()))]

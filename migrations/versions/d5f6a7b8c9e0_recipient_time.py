@@ -24,6 +24,11 @@ def upgrade():
         batch_op.add_column(sa.Column('wave_count', sa.Integer(), server_default='0', nullable=False))
     # Campaigns sent before this release were one-call sends or campaigns; one-call sends stay exempt.
     op.execute("UPDATE campaigns SET quiet_hours = false, frequency_cap = false WHERE kind <> 'campaign'")
+    # The canary's partial index held every row with a wave; timed waves (2, 3, ...) stay out of it.
+    with op.batch_alter_table('recipients', schema=None) as batch_op:
+        batch_op.drop_index('ix_recipients_canary')
+        batch_op.create_index('ix_recipients_canary', ['campaign_id', 'status'], unique=False,
+                              postgresql_where=sa.text('wave = 1'), sqlite_where=sa.text('wave = 1'))
     op.create_table(
         'campaign_waves',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -43,6 +48,10 @@ def upgrade():
 
 def downgrade():
     op.drop_table('campaign_waves')
+    with op.batch_alter_table('recipients', schema=None) as batch_op:
+        batch_op.drop_index('ix_recipients_canary')
+        batch_op.create_index('ix_recipients_canary', ['campaign_id', 'status'], unique=False,
+                              postgresql_where=sa.text('wave IS NOT NULL'), sqlite_where=sa.text('wave IS NOT NULL'))
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.drop_column('wave_count')
         batch_op.drop_column('frequency_cap')

@@ -46,12 +46,11 @@ for u = 1, users do
   local blocked = 0
   for i = 1, nrules do
     local key = KEYS[base + rules[i][1]]
-    if not redis.call('ZSCORE', key, member) then
-      local n = redis.call('ZCOUNT', key, now - rules[i][3], '+inf')
-      if n >= rules[i][2] then
-        blocked = i
-        break
-      end
+    -- at the limit, unless this very message was counted already (a retried step)
+    if redis.call('ZCOUNT', key, now - rules[i][3], '+inf') >= rules[i][2]
+        and not redis.call('ZSCORE', key, member) then
+      blocked = i
+      break
     end
   end
   if blocked > 0 then

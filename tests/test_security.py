@@ -22,6 +22,7 @@ EXPECTED = {
     "admin.account_list": ADMIN, "admin.account_create": ADMIN, "admin.account_role": ADMIN,
     "admin.account_active": ADMIN, "admin.api_keys": ADMIN, "admin.api_key_create": ADMIN,
     "admin.api_key_revoke": ADMIN, "admin.workspace_settings": ADMIN, "admin.workspace_save": ADMIN,
+    "admin.quiet_hours_save": ADMIN, "admin.frequency_caps_save": ADMIN,
     "channels.index": ADMIN, "channels.update": ADMIN, "channels.send_test": ADMIN,
     "api.account_list": ADMIN, "api.channel_read": ADMIN, "api.channel_update": ADMIN, "api.channel_list": ALL,
     "api.me": ALL, "api.campaign_list": ALL, "api.campaign_read": ALL, "api.recipients_list": ALL,

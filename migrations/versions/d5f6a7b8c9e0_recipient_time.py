@@ -17,10 +17,12 @@ depends_on = None
 
 
 def upgrade():
+    # A plain '1' default (true on both databases): on SQLite an expression default would make the
+    # batch operation rebuild the campaigns table instead of a plain ALTER TABLE ADD COLUMN.
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.add_column(sa.Column('send_at', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('quiet_hours', sa.Boolean(), server_default=sa.true(), nullable=False))
-        batch_op.add_column(sa.Column('frequency_cap', sa.Boolean(), server_default=sa.true(), nullable=False))
+        batch_op.add_column(sa.Column('quiet_hours', sa.Boolean(), server_default='1', nullable=False))
+        batch_op.add_column(sa.Column('frequency_cap', sa.Boolean(), server_default='1', nullable=False))
         batch_op.add_column(sa.Column('wave_count', sa.Integer(), server_default='0', nullable=False))
     # Campaigns sent before this release were one-call sends or campaigns; one-call sends stay exempt.
     op.execute("UPDATE campaigns SET quiet_hours = false, frequency_cap = false WHERE kind <> 'campaign'")

@@ -259,35 +259,36 @@ def plan_local(campaign: Campaign, send_at: SendAt, now: datetime, quiet: bool =
     return waves
 
 
+def _quiet_waves(campaign: Campaign, now: datetime) -> list[Wave]:
+    """The waves quiet hours would make of a send starting now ([] when they do not apply or
+    nobody is inside them); nothing is stored."""
+    if not campaign.quiet_hours or campaign.kind == "test":
+        return []
+    quiet = quiet_hours()
+    if not quiet.enabled:
+        return []
+    waves = compute_waves(zone_counts(campaign.id), now, None, quiet)
+    return waves if any(w.reason == "quiet" for w in waves) else []
+
+
 def plan_quiet(campaign: Campaign, now: datetime) -> bool:
     """A send (now, or at its scheduled time) while quiet hours are on: hold the recipients
     inside their quiet hours until the window ends. False (nothing stored) when nobody is."""
-    if not campaign.quiet_hours or campaign.kind == "test":
-        return False
-    quiet = quiet_hours()
-    if not quiet.enabled:
-        return False
-    waves = compute_waves(zone_counts(campaign.id), now, None, quiet)
-    if not any(w.reason == "quiet" for w in waves):
-        return False
-    store_waves(campaign.id, waves)
-    return True
+    waves = _quiet_waves(campaign, now)
+    if waves:
+        store_waves(campaign.id, waves)
+    return bool(waves)
 
 
 def canary_quiet(campaign: Campaign, now: datetime) -> tuple[list[str], datetime | None]:
     """Quiet hours for a canary's first wave: (zones to leave out of the sample, None) while
     someone is outside their quiet hours; ([], when the last window ends) when everyone is
     inside them (the whole wave then waits); ([], None) when quiet hours do not apply."""
-    if not campaign.quiet_hours:
-        return [], None
-    quiet = quiet_hours()
-    if not quiet.enabled:
-        return [], None
-    waves = compute_waves(zone_counts(campaign.id), now, None, quiet)
+    waves = _quiet_waves(campaign, now)
     held = [w for w in waves if w.reason == "quiet"]
     if not held:
         return [], None
-    if any(w.reason != "quiet" for w in waves):
+    if len(held) < len(waves):
         return [k for w in held for k in w.keys], None
     return [], max(w.due_at for w in held)
 

@@ -97,4 +97,6 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "SENTRY_DSN": env.get("SENTRY_DSN", ""),
         "SENTRY_TRACES_SAMPLE_RATE": float(env.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
         "HERALD_RELEASE": env.get("HERALD_RELEASE") or env.get("HEROKU_SLUG_COMMIT", ""),
+        # Where recipients reach this app (email click tracking links): scheme://host[:port], no path.
+        "HERALD_PUBLIC_URL": (env.get("HERALD_PUBLIC_URL") or "http://localhost:5000").rstrip("/"),
     }

@@ -16,10 +16,10 @@ from dashboard.models.campaign import (
 from dashboard.models.channel import ChannelConfig
 from dashboard.models.notification import Notification
 from dashboard.models.template import Template, TemplateStatus, TemplateVersion
-from dashboard.models.user import User
+from dashboard.models.user import LinkClick, ListMember, Segment, User, UserAttribute, UserList
 from dashboard.models.workspace import WorkspaceSetting
 
 __all__ = ["Account", "AccountSession", "ApiKey", "AuditEvent", "Campaign", "CampaignChunk", "CampaignStatus",
            "CampaignWave", "Channel", "ChannelConfig", "DeliveryMode", "Notification", "Recipient", "RecipientStatus",
-           "Role",
+           "Role", "LinkClick", "ListMember", "Segment", "UserAttribute", "UserList",
            "Template", "TemplateStatus", "TemplateVersion", "User", "WorkspaceSetting", "utcnow"]

@@ -109,6 +109,15 @@ class Campaign(db.Model):
     quiet_hours: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     frequency_cap: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     wave_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # timed waves planned
+    # Audience (issue 16): a saved segment or list instead of hand-added/CSV recipients; the
+    # recipients are materialised from it (one INSERT ... SELECT) at send or at "freeze now".
+    audience_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # segment | list
+    audience_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    audience_name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # as it was when chosen
+    audience_frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    audience_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Email links go through the signed click redirect unless switched off for this campaign.
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     read_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     clicked_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

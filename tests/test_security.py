@@ -55,6 +55,7 @@ EXPECTED = {
     "api.channel_rotate_secret": ADMIN, "channels.rotate_secret": ADMIN,
     "account.preferences": ALL, "account.set_timezone": ALL,
     "ops.metrics_page": ADMIN, "ops.queues": ADMIN, "ops.requeue_job": ADMIN, "ops.delete_job": ADMIN,
+    "lists.index": ALL,
 }
 # Not a page for people: a scraper without the bearer token (or an admin session) gets 401, no redirect.
 ANONYMOUS = {"ops.metrics_page": 401}

@@ -15,7 +15,9 @@ def register_web(app: Flask) -> None:
         docs,
         health,
         home,
+        lists,
         live,
+        segments,
         support,
         templates,
         timefmt,
@@ -25,6 +27,6 @@ def register_web(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     for bp in (auth.bp, home.bp, campaigns.bp, live.bp, templates.bp, support.bp, admin.bp, channels.bp, docs.bp,
-               health.bp, account.bp):
+               health.bp, account.bp, lists.bp, segments.bp):
         app.register_blueprint(bp)
     timefmt.init_app(app)

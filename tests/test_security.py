@@ -56,6 +56,7 @@ EXPECTED = {
     "account.preferences": ALL, "account.set_timezone": ALL,
     "ops.metrics_page": ADMIN, "ops.queues": ADMIN, "ops.requeue_job": ADMIN, "ops.delete_job": ADMIN,
     "lists.index": ALL,
+    "segments.index": ALL,
 }
 # Not a page for people: a scraper without the bearer token (or an admin session) gets 401, no redirect.
 ANONYMOUS = {"ops.metrics_page": 401}

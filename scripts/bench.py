@@ -29,6 +29,8 @@ PART_TIMEOUT = float(os.environ.get("HERALD_BENCH_PART_TIMEOUT", "600"))
 STOP_GRACE = 45.0  # a part asked to stop stops its workers and sinks (30 s each at most), then exits
 CHANNEL_PARTS = {"webhook", "email", "throttle", "limit-webhook", "limit-email", "kill-webhook", "kill-email"}
 TIME_PARTS = {"plan_time", "caps"}
+AUDIENCE_PARTS = {"audience"}
+AUDIENCE_RUNS = int(os.environ.get("HERALD_BENCH_AUDIENCE_RUNS", "1"))  # ~5 minutes a run
 ROWS = 100_000
 failures: list[str] = []
 
@@ -47,12 +49,14 @@ def signals_ignored():
 def run_part(part: str, env: dict) -> dict | None:
     """The part's JSON result, or None (reported, counted as a failure) if it failed or timed out."""
     module = ("scripts.bench_channels" if part in CHANNEL_PARTS else
-              "scripts.bench_time" if part in TIME_PARTS else "scripts.bench_parts")
+              "scripts.bench_time" if part in TIME_PARTS else
+              "scripts.bench_audience" if part in AUDIENCE_PARTS else "scripts.bench_parts")
+    timeout = PART_TIMEOUT * 2 if part in AUDIENCE_PARTS else PART_TIMEOUT
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", module, part], cwd=ROOT, env=env, stdout=out, stderr=err,
                                 start_new_session=True)
         try:
-            finished = bench_procs.exited(proc, PART_TIMEOUT)
+            finished = bench_procs.exited(proc, timeout)
         except KeyboardInterrupt:
             print(f"\ninterrupted: stopping part {part} and everything it started", file=sys.stderr)
             raise
@@ -229,6 +233,24 @@ def section_caps(env: dict) -> None:
     print("  the send-to-send difference is noisy on a shared machine; the check alone is its cost without the noise")
 
 
+def section_audience(env: dict) -> None:
+    print("\nAudiences (issue 16): 1,000,000 users with 5 attributes; segments, materialise, send "
+          f"(median of {AUDIENCE_RUNS} run{'s' if AUDIENCE_RUNS > 1 else ''})")
+    runs = measure("audience", env, runs=AUDIENCE_RUNS)
+    if not runs:
+        return
+    print(line("import 1,000,000 users via POST /users", median(runs, "import_s"), " s", 60,
+               median(runs, "floor_import_s")))
+    print("    100 calls of 10,000 users, 2 clients at once, gunicorn as the Procfile runs it")
+    print(line("segment count over 1,000,000 users, p95", median(runs, "count_p95_ms"), " ms", 300, None))
+    for name, figures in runs[0]["counts"].items():
+        print(f"    {name:<52} p50 {figures['p50']:7.1f} ms  p95 {figures['p95']:7.1f} ms")
+    print(line("materialise 1,000,000 recipients (freeze)", median(runs, "materialise_s"), " s", 15,
+               median(runs, "floor_materialise_s")))
+    print(line("send 1,000,000 in-app with 2 workers", median(runs, "send_s"), " s", 90, None))
+    print("  floors: raw COPY of the same rows into a copy of the table with the same indexes")
+
+
 def run_sections(env: dict) -> None:
     only = {x for x in os.environ.get("HERALD_BENCH_ONLY", "").split(",") if x}
     print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs")
@@ -247,6 +269,8 @@ def run_sections(env: dict) -> None:
         section_plan_time(env)
     if not only or "caps" in only:
         section_caps(env)
+    if not only or "audience" in only:
+        section_audience(env)
 
 
 def bench_env(db_url: str, redis_url: str) -> dict:

@@ -6,11 +6,21 @@ from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, current_actor, roles
 from dashboard.api import query
 from dashboard.api.common import bp, idempotent, json_body, whole_numbers
-from dashboard.errors import LifecycleError, ValidationError
+from dashboard.errors import AppError, LifecycleError, ValidationError
 from dashboard.exports import recipients_csv_stream
+from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignStatus, Recipient, RecipientStatus, utcnow
+from dashboard.services import (
+    audiences,
+    channel_settings,
+    control,
+    lifecycle,
+    recipient_time,
+    recipients,
+    test_sends,
+    uploads,
+)
 from dashboard.services import campaigns as service
-from dashboard.services import channel_settings, control, lifecycle, recipient_time, recipients, test_sends, uploads
 from dashboard.services.delivery import progress
 
 S = CampaignStatus
@@ -80,7 +90,7 @@ def campaign_json(c: Campaign, detail: bool = True) -> dict:
         "canary": _canary(c, detail), "haltRule": halt, "spreadMinutes": c.spread_minutes,
         "spreadRate": _spread_rate(c), "approval": _approval(c),
         "sendAt": c.send_at, "ignoreQuietHours": not c.quiet_hours, "ignoreFrequencyCap": not c.frequency_cap,
-        "waves": waves, "nextWaveAt": next_wave_at,
+        "waves": waves, "nextWaveAt": next_wave_at, "audience": audiences.describe(c),
     }
 
 
@@ -102,7 +112,14 @@ def campaign_list():
 @roles(*WRITERS)
 @idempotent
 def campaign_create():
-    return jsonify(campaign_json(service.create(json_body(), current_actor()))), 201
+    body = json_body()
+    audience = audiences.parse(body.get("audience")) if isinstance(body, dict) else None
+    if audience is not None:
+        audiences.source(*audience)  # an unknown segment/list is a 400 before anything is created
+    campaign = service.create(body, current_actor())
+    if audience is not None:
+        campaign = audiences.set_audience(campaign.id, *audience, current_actor())
+    return jsonify(campaign_json(campaign)), 201
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -114,7 +131,31 @@ def campaign_read(campaign_id: int):
 @bp.patch("/campaigns/<int:campaign_id>")
 @roles(*WRITERS)
 def campaign_edit(campaign_id: int):
-    return jsonify(campaign_json(service.edit(campaign_id, json_body(), current_actor())))
+    """Edit a draft; `audience` ({"segmentId": N} | {"listId": N} | null) is set in the same
+    transaction as the other fields (a refused edit changes neither)."""
+    body = json_body()
+    if not isinstance(body, dict) or "audience" not in body:
+        return jsonify(campaign_json(service.edit(campaign_id, body, current_actor())))
+    body = dict(body)
+    audience = audiences.parse(body.pop("audience"))
+    if audience is None:
+        campaign = audiences.clear_audience(campaign_id, current_actor(), commit=not body)
+    else:
+        campaign = audiences.set_audience(campaign_id, *audience, current_actor(), commit=not body)
+    if body:
+        try:
+            campaign = service.edit(campaign_id, body, current_actor())
+        except AppError:
+            db.session.rollback()  # the audience change goes too
+            raise
+    return jsonify(campaign_json(campaign))
+
+
+@bp.post("/campaigns/<int:campaign_id>/audience/freeze")
+@roles(*WRITERS)
+def campaign_audience_freeze(campaign_id: int):
+    """Materialise the draft's audience now (again: the snapshot is refreshed)."""
+    return jsonify(campaign_json(audiences.freeze(campaign_id, current_actor())))
 
 
 @bp.delete("/campaigns/<int:campaign_id>")

@@ -21,7 +21,7 @@ from dashboard.models import (
     TemplateStatus,
     utcnow,
 )
-from dashboard.services import audit, channel_settings, recipient_time, recipients
+from dashboard.services import audiences, audit, channel_settings, recipient_time, recipients
 from dashboard.services import campaigns as campaign_service
 from dashboard.services.actor import Actor
 from dashboard.services.delivery import progress
@@ -130,9 +130,8 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
     the change stands and the sweep starts it when Redis answers again. The zone the time was
     picked in (if any) is kept in the audit row, so pages can show the schedule in it.
     `options` (control.SendOptions): canary, automatic halt, spread — set when a draft is sent.
-    With four-eyes on, a draft above the workspace's threshold waits (scheduled) for a second account."""
-    from dashboard.services import control, workspace
-
+    With four-eyes on, a draft above the workspace's threshold waits (scheduled) for a second account.
+    A draft's audience that is not frozen is materialised first, in the same transaction."""
     campaign = campaign_service.get(campaign_id)
     when = parse_scheduled_at(scheduled_at_raw) if scheduled_at_raw is not None else None
     if campaign.status not in TRANSITIONS["send"][0]:
@@ -144,6 +143,23 @@ def send(campaign_id: int, scheduled_at_raw, actor: Actor, zone: str | None = No
         raise LifecycleError(f"Campaign is waiting for a second person's approval (asked by "
                              f"{campaign.approval_requested_by}); it starts once approved.",
                              [{"field": "status", "message": "awaiting approval"}])
+    if campaign.status == S.DRAFT and audiences.needs_materialising(campaign):
+        # The snapshot is taken now (also for a schedule), inside this transaction: a refused send
+        # rolls it back and leaves the draft as it was.
+        campaign = campaign_service.lock_draft(campaign_id)
+        try:
+            audiences.materialise(campaign)
+            return _send_checked(campaign, when, actor, zone, options)
+        except Exception:
+            db.session.rollback()
+            raise
+    return _send_checked(campaign, when, actor, zone, options)
+
+
+def _send_checked(campaign: Campaign, when: datetime | None, actor: Actor, zone: str | None, options) -> Campaign:
+    from dashboard.services import control, workspace
+
+    campaign_id = campaign.id
     check_ready(campaign)
     pinned = {"template_version": campaign_service.send_version(campaign).version}  # the picked or newest approved
     if campaign.status == S.DRAFT:
@@ -265,6 +281,13 @@ def _copy(campaign: Campaign, actor: Actor, name: str, only_failed: bool) -> Cam
                    delivery_mode=campaign.delivery_mode, variables=dict(campaign.variables),
                    failure_threshold=campaign.failure_threshold, status=S.DRAFT, created_by=actor.label,
                    retry_of_id=campaign.id if only_failed else None)
+    if campaign.audience_kind is not None and not only_failed:
+        # The copy keeps the audience choice, not the snapshot: it is materialised at its own send.
+        new.audience_kind, new.audience_id = campaign.audience_kind, campaign.audience_id
+        new.audience_name = campaign.audience_name
+        db.session.add(new)
+        db.session.flush()
+        return new
     db.session.add(new)
     db.session.flush()
     columns = select(literal(new.id), Recipient.user_id, Recipient.variables, Recipient.email,

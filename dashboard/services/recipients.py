@@ -106,6 +106,16 @@ def _missing_required(user_ids: list[str], user_variables: dict, unresolved: lis
     return errors
 
 
+def _no_audience(campaign: Campaign) -> None:
+    """A draft's recipients come from one source: not by hand or CSV once it has an audience."""
+    if campaign.audience_kind is not None:
+        noun = "segment" if campaign.audience_kind == "segment" else "list"
+        db.session.rollback()
+        raise LifecycleError(f"This draft's audience is the {noun} “{campaign.audience_name}”; its recipients come "
+                             "from there. Clear the audience first to add recipients by hand or CSV.",
+                             [{"field": "audience", "message": f"the draft's audience is a {noun}"}])
+
+
 def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor,
                campaign_defaults: dict | None = None) -> dict:
     """Add up to 10,000 userIds; any invalid one rejects the whole call (with positions), and so does
@@ -121,6 +131,7 @@ def add_manual(campaign_id: int, user_ids, user_variables, actor: Actor,
     if not isinstance(user_variables, dict):
         raise ValidationError("userVariables must be an object keyed by userId.")
     campaign = lock_draft(campaign_id)
+    _no_audience(campaign)
     version = send_version(campaign)  # the version the campaign picked (or the newest approved)
     schema = version.variable_schema
     starts_url = rendering.url_keys(version.channels)
@@ -175,6 +186,7 @@ def import_accepted(campaign_id: int, accepted: Iterable[tuple[str, dict, str | 
                     expected_revision: int | None = None, source: str = "csv") -> dict:
     """Import validated rows all-or-nothing (one transaction)."""
     campaign = lock_draft(campaign_id)
+    _no_audience(campaign)
     if expected_revision is not None and campaign.revision != expected_revision + 1:
         db.session.rollback()
         raise LifecycleError("The campaign changed after this file was checked. Upload the file again.")
@@ -191,6 +203,7 @@ def clear(campaign_id: int, actor: Actor) -> int:
     removed = campaign.total
     db.session.execute(delete(Recipient).where(Recipient.campaign_id == campaign.id))
     campaign.total = campaign.pending = campaign.sent = campaign.failed = campaign.skipped = 0
+    campaign.audience_frozen_at = campaign.audience_size = None  # an audience's snapshot is gone with them
     audit.record(actor, "campaign.recipients_cleared", "campaign", campaign.id, details={"removed": removed})
     db.session.commit()
     return removed

@@ -67,8 +67,9 @@ def _noun(campaign: Campaign) -> str:
 
 
 def _drop_recipients(campaign: Campaign) -> int:
-    removed = db.session.execute(delete(Recipient).where(Recipient.campaign_id == campaign.id)
-                                 .execution_options(synchronize_session=False)).rowcount
+    removed = campaign.total  # the counters are the rows (a rowcount is not reliable on every driver)
+    db.session.execute(delete(Recipient).where(Recipient.campaign_id == campaign.id)
+                       .execution_options(synchronize_session=False))
     campaign.total = campaign.pending = campaign.sent = campaign.failed = campaign.skipped = 0
     return removed
 
@@ -171,20 +172,20 @@ def materialise(campaign: Campaign) -> int:
                 .where(ListMember.list_id == chosen.id))
     rows = rows.limit(MAX_RECIPIENTS + 1)
     _drop_recipients(campaign)
-    inserted = db.session.execute(insert(Recipient).from_select(
+    db.session.execute(insert(Recipient).from_select(
         ["campaign_id", "user_id", "variables", "email", "status", "attempts", "created_at"], rows)
-        .execution_options(synchronize_session=False)).rowcount
-    if inserted > MAX_RECIPIENTS:
+        .execution_options(synchronize_session=False))
+    recipients.recount(campaign)  # the INSERT's rowcount is not reliable on every driver: count once
+    if campaign.total > MAX_RECIPIENTS:
         size = _size(campaign, chosen)
         raise ValidationError(
             f"The {_noun(campaign)} has {size:,} users; a campaign can reach at most {MAX_RECIPIENTS:,}. "
             "Narrow the segment or split the list.",
             [{"field": "audience", "message": f"{size:,} users, above {MAX_RECIPIENTS:,}"}])
-    if inserted == 0:
+    if campaign.total == 0:
         what = "matches no users" if campaign.audience_kind == SEGMENT else "has no members"
         raise ValidationError(f"The {_noun(campaign)} {what}; there is no one to send to.",
                               [{"field": "audience", "message": what}])
-    recipients.recount(campaign)
     campaign.audience_size = campaign.total
     campaign.audience_frozen_at = now
     db.session.flush()

@@ -51,6 +51,7 @@ EXPECTED = {
     "templates.transition": WRITE, "templates.preview": WRITE, "templates.schema_rows": WRITE,
     "support.lookup": ALL, "support.users_index": ALL, "support.user_view": ALL, "support.notification_log": ALL,
     "support.audit_log": ALL, "support.users_import": WRITE,
+    "api.attributes_index": ALL,
     "api.openapi_document": ALL, "docs.api_reference": ALL, "docs.api_document": ALL,
     "api.channel_rotate_secret": ADMIN, "channels.rotate_secret": ADMIN,
     "account.preferences": ALL, "account.set_timezone": ALL,

@@ -11,7 +11,7 @@ from dashboard.extensions import db
 from dashboard.inputs import MAX_BIG_ID
 from dashboard.models import User
 from dashboard.recipients_csv.validation import user_id_problem
-from dashboard.services import notifications, users
+from dashboard.services import attributes, notifications, users
 
 
 def _iso(v):
@@ -20,7 +20,7 @@ def _iso(v):
 
 def user_json(u: User) -> dict:
     return {"userId": u.user_id, "name": u.name, "email": u.email, "timezone": u.timezone,
-            "createdAt": _iso(u.created_at), "updatedAt": _iso(u.updated_at)}
+            "attributes": u.attributes or {}, "createdAt": _iso(u.created_at), "updatedAt": _iso(u.updated_at)}
 
 
 def feed_item(n) -> dict:
@@ -52,6 +52,10 @@ def _entries(entries):
                 message = "is required text" if name == "userId" else "must be text or null"
                 raise ValidationError(f"{field}.{name} {message}.",
                                       [{"field": f"{field}.{name}", "message": message}])
+        if not isinstance(entry.get("attributes"), (dict, type(None))):
+            message = "must be an object of name: value"
+            raise ValidationError(f"{field}.attributes {message}.",
+                                  [{"field": f"{field}.attributes", "message": message}])
     return entries
 
 
@@ -61,6 +65,12 @@ def users_upsert():
     body = request.get_json(silent=True)
     entries = body.get("users") if isinstance(body, dict) else body
     return jsonify(users.upsert(_entries(entries)))
+
+
+@bp.get("/attributes")
+@roles(*ALL_ROLES)
+def attributes_index():
+    return jsonify(attributes.usage())
 
 
 @bp.get("/users/<user_id>")

@@ -1,21 +1,22 @@
-"""The user directory: bulk upserts from the API or a CSV (the recipients CSV reader)."""
+"""The user directory: bulk upserts from the API or a CSV (the recipients CSV reader), with typed
+attributes merged into users.attributes."""
 
 from __future__ import annotations
 
 from zoneinfo import available_timezones
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
 from dashboard.inputs import text_problem
 from dashboard.models import User, utcnow
-from dashboard.recipients_csv import CsvError, read_csv
-from dashboard.recipients_csv.reader import read_limited
 from dashboard.recipients_csv.validation import EMAIL_RE, user_id_problem
+from dashboard.services import attributes
 
 MAX_USERS = 10_000
+DIRECTORY_FIELDS = ("name", "email", "timezone")
 _ZONES = None
 
 
@@ -51,61 +52,114 @@ def clean_user(entry) -> tuple[dict | None, str | None]:
     return clean, None
 
 
-def upsert(entries) -> dict:
-    """Save the good entries, report the bad ones by index (partial success by design)."""
+def attributes_problem(attrs, known: dict[str, str], new: dict[str, str]) -> tuple[str | None, str] | None:
+    """The first (attribute name or None, problem) in one entry's attributes, or None. A name
+    neither known nor in `new` is added to `new` with its first value's type."""
+    if not isinstance(attrs, dict):
+        return None, "attributes must be an object of name: value"
+    if len(attrs) > attributes.MAX_PER_USER:
+        return None, f"at most {attributes.MAX_PER_USER} attributes per user; this entry has {len(attrs)}"
+    found = {}
+    for name, value in attrs.items():
+        if problem := attributes.name_problem(name):
+            return name, problem
+        if value is None:
+            continue
+        type_ = known.get(name) or new.get(name) or found.get(name)
+        if type_ is None:
+            try:
+                type_ = found[name] = attributes.infer(value)
+            except ValueError as err:
+                return name, str(err)
+        if problem := attributes.check(value, type_):
+            return name, f"{name} is {attributes.ARTICLE[type_]} attribute; {problem}"
+    for name, type_ in found.items():
+        new.setdefault(name, type_)
+    return None
+
+
+def _error(index: int, name: str | None, message: str) -> dict:
+    field = f"users[{index}].attributes" + (f".{name}" if name else "")
+    return {"index": index, "field": field, "message": message}
+
+
+def upsert(entries, types: dict[str, str] | None = None) -> dict:
+    """Save the good entries, report the bad ones by index (partial success by design).
+    `types` declares the type of new attribute names (the CSV preview's choices); otherwise a new
+    name takes the type of its first value."""
     if not isinstance(entries, list) or not entries:
         raise ValidationError("Send a non-empty list of users.")
     if len(entries) > MAX_USERS:
         raise ValidationError(f"At most {MAX_USERS:,} users per call; this call has {len(entries):,}.")
-    good: dict[str, dict] = {}
+    known = attributes.types()
+    new = {n: t for n, t in (types or {}).items() if n not in known}
+    good: dict[str, tuple[int, dict]] = {}
     errors = []
     for index, entry in enumerate(entries):
         clean, problem = clean_user(entry)
         if problem:
             errors.append({"index": index, "message": problem})
+            continue
+        attrs = entry.get("attributes")
+        if attrs is not None and (found := attributes_problem(attrs, known, new)):
+            errors.append(_error(index, *found))
+            continue
+        clean["attributes"] = attrs or {}
+        if clean["user_id"] in good:  # a later entry for the same userId wins, attributes merged
+            clean["attributes"] = {**good[clean["user_id"]][1]["attributes"], **clean["attributes"]}
+        good[clean["user_id"]] = (index, clean)
+    if new:
+        registered = attributes.register(new)
+        if any(registered.get(n) != t for n, t in new.items()):  # a racing call registered a name first
+            good = _recheck(good, {**known, **registered}, errors)
+    existing = dict(db.session.execute(select(User.user_id, User.attributes)
+                                       .where(User.user_id.in_(list(good)))).tuples().all()) if good else {}
+    rows = []
+    for user_id, (index, clean) in good.items():
+        attrs = clean["attributes"]
+        if user_id not in existing:
+            clean["attributes"] = {n: v for n, v in attrs.items() if v is not None}
+        elif attrs:
+            total = set(existing[user_id] or {})
+            total.update(n for n, v in attrs.items() if v is not None)
+            total.difference_update(n for n, v in attrs.items() if v is None)
+            if len(total) > attributes.MAX_PER_USER:
+                errors.append(_error(index, None, f"at most {attributes.MAX_PER_USER} attributes per user; "
+                                                  f"this user would have {len(total)}"))
+                continue
+        rows.append(clean)
+    _save(rows)
+    errors.sort(key=lambda e: e["index"])
+    created = sum(1 for row in rows if row["user_id"] not in existing)
+    return {"created": created, "updated": len(rows) - created, "errors": errors}
+
+
+def _recheck(good: dict, known: dict[str, str], errors: list) -> dict:
+    kept = {}
+    for user_id, (index, clean) in good.items():
+        if found := attributes_problem(clean["attributes"], known, {}):
+            errors.append(_error(index, *found))
         else:
-            good[clean["user_id"]] = clean  # a later entry for the same userId wins
-    existing = set(db.session.scalars(select(User.user_id).where(User.user_id.in_(list(good))))) if good else set()
-    _save(list(good.values()))
-    return {"created": len(good) - len(existing), "updated": len(existing), "errors": errors}
+            kept[user_id] = (index, clean)
+    return kept
 
 
 def _save(rows: list[dict]) -> None:
     """One INSERT ... ON CONFLICT DO UPDATE: concurrent calls with the same new userId both
-    succeed (the last one's values win) instead of racing on the primary key."""
+    succeed (the last one's values win) instead of racing on the primary key. Attributes merge:
+    names not in the call are kept, a null removes one."""
     if not rows:
+        db.session.commit()
         return
     now = utcnow()
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(User)
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    stmt = (postgresql if postgres else sqlite).insert(User)
+    current = User.__table__.c.attributes
+    merged = (func.jsonb_strip_nulls(current.op("||")(stmt.excluded.attributes)) if postgres
+              else func.json_patch(current, stmt.excluded.attributes))
     stmt = stmt.on_conflict_do_update(index_elements=[User.user_id], set_={
         "name": stmt.excluded.name, "email": stmt.excluded.email, "timezone": stmt.excluded.timezone,
-        "updated_at": stmt.excluded.updated_at})
+        "attributes": merged, "updated_at": stmt.excluded.updated_at})
     rows = sorted(rows, key=lambda row: row["user_id"])  # one lock order for every call: no deadlocks
     db.session.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
     db.session.commit()
-
-
-def import_csv(stream) -> dict:
-    """A CSV with userId and optional name, email, timezone columns (read like recipient CSVs)."""
-    try:
-        table = read_csv(read_limited(stream))
-        index = {h.lower(): i for i, h in enumerate(table.header)}
-        entries, rows = [], []
-        for number, cells in table.rows:
-            cells = (cells + [""] * len(table.header))[:len(table.header)]
-            entry = {"userId": cells[table.user_id_index]}
-            for field in ("name", "email", "timezone"):
-                if field in index:
-                    entry[field] = cells[index[field]]
-            entries.append(entry)
-            rows.append(number)
-    except CsvError as err:
-        raise ValidationError(err.message) from None
-    result = {"created": 0, "updated": 0, "errors": []}
-    for start in range(0, len(entries), MAX_USERS):
-        part = upsert(entries[start:start + MAX_USERS])
-        result["created"] += part["created"]
-        result["updated"] += part["updated"]
-        result["errors"] += [{"row": rows[start + e["index"]], "message": e["message"]} for e in part["errors"]]
-    return result

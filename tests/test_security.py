@@ -57,6 +57,8 @@ EXPECTED = {
     "account.preferences": ALL, "account.set_timezone": ALL,
     "ops.metrics_page": ADMIN, "ops.queues": ADMIN, "ops.requeue_job": ADMIN, "ops.delete_job": ADMIN,
     "lists.index": ALL,
+    "reports.report_section": ALL, "reports.engagement_csv": ALL, "clicks.follow": "public",
+    "api.campaign_report": ALL, "api.campaign_engagement_csv": ALL,
     "api.list_index": ALL, "api.list_read": ALL, "api.list_members": ALL, "api.list_create": WRITE,
     "api.list_edit": WRITE, "api.list_delete": WRITE, "api.list_members_add": WRITE,
     "api.list_members_remove": WRITE, "api.list_import": WRITE, "api.campaign_save_as_list": WRITE,

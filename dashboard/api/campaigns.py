@@ -90,6 +90,7 @@ def campaign_json(c: Campaign, detail: bool = True) -> dict:
         "canary": _canary(c, detail), "haltRule": halt, "spreadMinutes": c.spread_minutes,
         "spreadRate": _spread_rate(c), "approval": _approval(c),
         "sendAt": c.send_at, "ignoreQuietHours": not c.quiet_hours, "ignoreFrequencyCap": not c.frequency_cap,
+        "trackClicks": c.track_clicks,
         "waves": waves, "nextWaveAt": next_wave_at, "audience": audiences.describe(c),
     }
 

@@ -154,6 +154,9 @@ def validate(data: dict, current: Campaign | None = None) -> dict:
     threshold = data.get("failureThreshold", current.failure_threshold if current else 0.5)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
         errors.append({"field": "failureThreshold", "message": "must be a fraction between 0 (exclusive) and 1"})
+    track = data.get("trackClicks", current.track_clicks if current else True)
+    if not isinstance(track, bool):
+        errors.append({"field": "trackClicks", "message": "must be true or false"})
     variables = {}
     if version is not None:
         variables = validate_defaults(data.get("variables", current.variables if current else {}),
@@ -162,7 +165,8 @@ def validate(data: dict, current: Campaign | None = None) -> dict:
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", errors)
     return {"name": name, "template": template, "template_version": number, "channel": channel,
-            "delivery_mode": mode, "failure_threshold": float(threshold), "variables": variables}
+            "delivery_mode": mode, "failure_threshold": float(threshold), "variables": variables,
+            "track_clicks": track is True}
 
 
 def create(data: dict, actor: Actor) -> Campaign:
@@ -170,7 +174,8 @@ def create(data: dict, actor: Actor) -> Campaign:
     campaign = Campaign(name=clean["name"], template=clean["template"], template_version=clean["template_version"],
                         channel=clean["channel"],
                         delivery_mode=clean["delivery_mode"], failure_threshold=clean["failure_threshold"],
-                        variables=clean["variables"], status=CampaignStatus.DRAFT, created_by=actor.label)
+                        variables=clean["variables"], track_clicks=clean["track_clicks"],
+                        status=CampaignStatus.DRAFT, created_by=actor.label)
     db.session.add(campaign)
     db.session.flush()
     audit.record(actor, "campaign.created", "campaign", campaign.id, to_status=CampaignStatus.DRAFT)
@@ -185,6 +190,7 @@ def edit(campaign_id: int, data: dict, actor: Actor) -> Campaign:
     campaign.template_version = clean["template_version"]
     campaign.channel, campaign.delivery_mode = clean["channel"], clean["delivery_mode"]
     campaign.failure_threshold, campaign.variables = clean["failure_threshold"], clean["variables"]
+    campaign.track_clicks = clean["track_clicks"]
     audit.record(actor, "campaign.edited", "campaign", campaign.id)
     db.session.commit()
     return campaign

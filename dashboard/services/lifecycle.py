@@ -280,7 +280,7 @@ def _copy(campaign: Campaign, actor: Actor, name: str, only_failed: bool) -> Cam
     new = Campaign(name=name[:200], template_pk=campaign.template_pk, channel=campaign.channel,
                    delivery_mode=campaign.delivery_mode, variables=dict(campaign.variables),
                    failure_threshold=campaign.failure_threshold, status=S.DRAFT, created_by=actor.label,
-                   retry_of_id=campaign.id if only_failed else None)
+                   retry_of_id=campaign.id if only_failed else None, track_clicks=campaign.track_clicks)
     if campaign.audience_kind is not None and not only_failed:
         # The copy keeps the audience choice, not the snapshot: it is materialised at its own send.
         new.audience_kind, new.audience_id = campaign.audience_kind, campaign.audience_id

@@ -12,11 +12,13 @@ def register_web(app: Flask) -> None:
         auth,
         campaigns,
         channels,
+        clicks,
         docs,
         health,
         home,
         lists,
         live,
+        reports,
         segments,
         support,
         templates,
@@ -27,6 +29,7 @@ def register_web(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     for bp in (auth.bp, home.bp, campaigns.bp, live.bp, templates.bp, support.bp, admin.bp, channels.bp, docs.bp,
-               health.bp, account.bp, lists.bp, segments.bp):
+               health.bp, account.bp, lists.bp, segments.bp,
+               reports.bp, clicks.bp):
         app.register_blueprint(bp)
     timefmt.init_app(app)

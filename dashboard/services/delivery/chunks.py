@@ -58,7 +58,8 @@ def deliver(chunk_id: int) -> dict:
     work = Work(chunk.id, chunk.lo, chunk.hi, campaign.id, urgent, version.variable_schema, dict(campaign.variables),
                 test_sends.labelled(content) if test else content, rate, test, chunk.wave,
                 (campaign.halt_percent, campaign.halt_window or 200) if campaign.halt_percent is not None else None,
-                caps.for_campaign(campaign))
+                caps.for_campaign(campaign),
+                campaign.channel == "email" and campaign.track_clicks and not test)
     outcome = (in_app if channel.transactional else external).run(work, channel, box)
     if outcome.state == "more":
         requeue(chunk_id, urgent, outcome.delay)

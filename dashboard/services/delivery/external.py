@@ -14,6 +14,7 @@ from sqlalchemy import or_, select, update
 from dashboard.channels import Channel, Message, Result
 from dashboard.extensions import db
 from dashboard.models import CampaignChunk, CampaignStatus, Recipient, RecipientStatus, User, utcnow
+from dashboard.services import clicks
 from dashboard.services.delivery import caps, guard, progress
 from dashboard.services.delivery.messages import build
 from dashboard.services.delivery.slices import Outcome, Slice, Work, backoff
@@ -136,6 +137,8 @@ def run(work: Work, channel: Channel, box: Slice) -> Outcome:
     deferred = [wait for wait in later if wait > 0]
     attempts = {r[0]: r[4] for r in rows}
     messages, failures = build(work.campaign_id, work.schema, work.defaults, work.content, ready, work.test)
+    if work.track_clicks:
+        clicks.rewrite(messages)
     recorder = Recorder(work, token, lease_seconds, attempts)
     sent = failed = 0
     pending: int | None = None

@@ -78,6 +78,7 @@ class Work:
     wave: int = 0  # 1: a canary chunk (only the sampled recipients); >= 2: a timed wave
     halt: tuple[float, int] | None = None  # the automatic halt rule (percent, window)
     caps: object = None  # caps.Caps: the frequency caps this campaign's messages count against
+    track_clicks: bool = False  # email links through the signed click redirect (services/clicks.py)
 
     def scope(self):
         """Conditions that select this chunk's recipients beyond its id range (its wave: the

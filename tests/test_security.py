@@ -7,7 +7,7 @@ import pytest
 
 from dashboard.extensions import db
 from dashboard.models import ApiKey, Notification
-from dashboard.services import accounts, campaigns, lifecycle, recipients, templates, users
+from dashboard.services import accounts, campaigns, lifecycle, recipients, segments, templates, users
 from dashboard.services.actor import Actor
 from tests.conftest import PASSWORD, csrf_from, login
 from tests.engine import drain
@@ -63,6 +63,8 @@ EXPECTED = {
     "api.list_edit": WRITE, "api.list_delete": WRITE, "api.list_members_add": WRITE,
     "api.list_members_remove": WRITE, "api.list_import": WRITE, "api.campaign_save_as_list": WRITE,
     "segments.index": ALL,
+    "api.segment_list": ALL, "api.segment_read": ALL, "api.segment_count": ALL, "api.segment_preview_count": ALL,
+    "api.segment_create": WRITE, "api.segment_edit": WRITE, "api.segment_delete": WRITE,
 }
 # Not a page for people: a scraper without the bearer token (or an admin session) gets 401, no redirect.
 ANONYMOUS = {"ops.metrics_page": 401}
@@ -96,8 +98,10 @@ def world(app):
         clients[role] = (client, key, csrf_from(client.get("/").get_data(as_text=True)))
     key_id = db.session.query(ApiKey.id).first()[0]
     draft = campaigns.create({"name": "Draft " + XSS[1], "templateId": "t"}, ACTOR)
+    segment = segments.create({"name": "S " + XSS[1], "description": XSS[0], "definition": {"conditions": [
+        {"type": "campaign", "event": "received", "campaignId": c.id}]}}, ACTOR)
     return {"campaign": c.id, "draft": draft.id, "template": "t", "user": "u1", "note": note.id, "account": 1,
-            "key": key_id, "clients": clients, "anon": app.test_client()}
+            "key": key_id, "segment": segment.id, "clients": clients, "anon": app.test_client()}
 
 
 def _url(rule, w, real: bool) -> str:
@@ -105,7 +109,8 @@ def _url(rule, w, real: bool) -> str:
     values = {"campaign_id": campaign if real else 999999, "template_id": w["template"] if real else "nope",
               "user_id": w["user"], "notification_id": w["note"] if real else 999999, "version": 1,
               "account_id": 999999, "key_id": 999999, "kind": "webhook", "token": "no-such-token",
-              "action": None, "what": "read", "job_id": "no-such-job"}
+              "action": None, "what": "read", "job_id": "no-such-job",
+              "segment_id": w["segment"] if real else 999999}
     url = rule.rule
     for name in rule.arguments:
         value = values[name]

@@ -466,7 +466,7 @@ def _clean(data, *, partial: bool) -> dict:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             errors.add("name", "is required")
-        elif len(name.strip()) > MAX_NAME:
+        elif len(name) > MAX_NAME:
             errors.add("name", f"must be at most {MAX_NAME} characters")
         else:
             clean["name"] = name.strip()

@@ -65,6 +65,8 @@ EXPECTED = {
     "segments.index": ALL,
     "api.segment_list": ALL, "api.segment_read": ALL, "api.segment_count": ALL, "api.segment_preview_count": ALL,
     "api.segment_create": WRITE, "api.segment_edit": WRITE, "api.segment_delete": WRITE,
+    "api.campaign_audience_freeze": WRITE, "campaigns.audience_set": WRITE, "campaigns.audience_freeze": WRITE,
+    "campaigns.audience_count": WRITE,
 }
 # Not a page for people: a scraper without the bearer token (or an admin session) gets 401, no redirect.
 ANONYMOUS = {"ops.metrics_page": 401}

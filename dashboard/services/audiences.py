@@ -79,17 +79,17 @@ def set_audience(campaign_id: int, kind: str, source_id: int, actor: Actor, *, c
     409 (one source of recipients); an earlier audience's snapshot is dropped (the new one is
     materialised at freeze or send)."""
     campaign = campaign_service.lock_draft(campaign_id)
+    try:
+        chosen = source(kind, source_id)
+    except ValidationError:
+        db.session.rollback()
+        raise
     if campaign.audience_kind is None and campaign.total:
         n = f"{campaign.total:,} recipient{'s' if campaign.total != 1 else ''}"
         db.session.rollback()
         raise LifecycleError(
             f"This draft has {n} added by hand or CSV; remove the {n} first, then choose an audience.",
             [{"field": "audience", "message": "the draft already has recipients"}])
-    try:
-        chosen = source(kind, source_id)
-    except ValidationError:
-        db.session.rollback()
-        raise
     dropped = _drop_recipients(campaign) if campaign.total else 0
     campaign.audience_kind, campaign.audience_id, campaign.audience_name = kind, chosen.id, chosen.name[:200]
     campaign.audience_frozen_at = campaign.audience_size = None

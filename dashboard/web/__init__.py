@@ -9,6 +9,7 @@ def register_web(app: Flask) -> None:
     from dashboard.web import (
         account,
         admin,
+        audience,  # noqa: F401 (the draft's Audience panel: routes on the campaigns blueprint)
         auth,
         campaigns,
         channels,

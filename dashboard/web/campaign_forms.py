@@ -40,6 +40,7 @@ class CampaignForm(HeraldForm):
     delivery_mode = RadioField("Delivery", choices=MODE_CHOICES, default="batch")
     failure_threshold = IntegerField("Stop when failures exceed (%)", default=50,
                                      validators=[Optional(), NumberRange(1, 100, "Enter a percentage from 1 to 100.")])
+    track_clicks = BooleanField("Track link clicks in emails", default=True)
 
 
 class AddRecipientsForm(HeraldForm):

@@ -98,6 +98,7 @@ def _payload(form: CampaignForm) -> dict:
             "templateVersion": _version_number(form.template_version.data), "channel": form.channel.data,
             "deliveryMode": form.delivery_mode.data,
             "failureThreshold": (threshold / 100) if threshold else 0.5,
+            "trackClicks": bool(form.track_clicks.data),
             "variables": _defaults_from_request(form.template_id.data)}
 
 
@@ -147,7 +148,8 @@ def edit(campaign_id: int):
         form = CampaignForm(data={"name": campaign.name, "template_id": campaign.template.template_id,
                                   "template_version": str(campaign.template_version or ""),
                                   "channel": campaign.channel, "delivery_mode": campaign.delivery_mode,
-                                  "failure_threshold": round(campaign.failure_threshold * 100)})
+                                  "failure_threshold": round(campaign.failure_threshold * 100),
+                                  "track_clicks": campaign.track_clicks})
         _template_choices(form)
         return _form_page(form, campaign, defaults=campaign.variables)
     form = CampaignForm()

@@ -174,7 +174,10 @@ def test_users_csv_import_reuses_the_recipient_reader(client, logged_in):
     data = b"\xef\xbb\xbfuser_id;name;email\nu1;Ann;ann@example.com\nbad id;x;\nu2;Bo;\n"
     response = client.post("/users/import", data={"csrf_token": token, "file": (io.BytesIO(data), "u.csv")},
                            content_type="multipart/form-data")
-    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    preview = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Nothing is saved until you confirm" in preview and db.session.get(User, "u1") is None
+    confirmed = client.post(response.headers["Location"], data={"csrf_token": token})
+    page = client.get(confirmed.headers["Location"]).get_data(as_text=True)
     assert "2 new, 0 updated" in page and "row 3" in page
     assert db.session.get(User, "u1").email == "ann@example.com"
 

@@ -165,3 +165,14 @@ def usage() -> list[dict]:
         select(UserAttribute.name, UserAttribute.type, func.coalesce(counts.c.users, 0))
         .outerjoin(counts, counts.c.name == UserAttribute.name).order_by(UserAttribute.name)).all()
     return [{"name": name, "type": type_, "users": users} for name, type_, users in rows]
+
+
+def display(value, type_: str) -> str:
+    """A value as the user page shows it: numbers grouped, booleans as yes/no, dates spelled out."""
+    if type_ == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,}"
+    if type_ == "boolean" and isinstance(value, bool):
+        return "yes" if value else "no"
+    if type_ == "date" and isinstance(value, str) and _is_date(value):
+        return date.fromisoformat(value).strftime("%-d %b %Y")
+    return str(value)

@@ -1,5 +1,5 @@
-"""Read-mostly pages: support lookup by userId, the user directory with "view as user",
-the one-call notification log, and the audit log."""
+"""Read-mostly pages: support lookup by userId, the user directory with "view as user" (its
+attributes, the CSV import with its typed preview), the one-call notification log, and the audit log."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from sqlalchemy import select
 
 from dashboard import queries
 from dashboard.access import ALL_ROLES, WRITERS, roles
-from dashboard.errors import AppError
+from dashboard.errors import AppError, NotFound, ValidationError
 from dashboard.extensions import db
 from dashboard.models import Account, Notification, User
-from dashboard.services import users
+from dashboard.services import attributes, users
+from dashboard.services import users_import as users_import_service
 from dashboard.web.campaign_forms import UploadForm
 
 bp = Blueprint("support", __name__)
@@ -45,7 +46,39 @@ def users_import():
     try:
         if file is None or not file.filename:
             raise AppError("Choose a CSV file with a userId column (and name, email, timezone if you have them).")
-        result = users.import_csv(file.stream)
+        token = users_import_service.stage(file.stream)
+    except AppError as err:
+        flash(err.message, "error")
+        return redirect(url_for("support.users_index"))
+    return redirect(url_for("support.users_import_review", token=token))
+
+
+def _chosen() -> dict[str, str]:
+    """The attribute types picked in the preview: fields named type-<column>."""
+    source = request.form if request.method == "POST" else request.args
+    return {k[5:]: v for k, v in source.items() if k.startswith("type-")}
+
+
+@bp.get("/users/import/<token>")
+@roles(*WRITERS)
+def users_import_review(token: str):
+    preview = users_import_service.preview(token, _chosen())
+    return render_template("support/users_import.html", preview=preview, types=attributes.TYPES)
+
+
+@bp.get("/users/import/<token>/preview")
+@roles(*WRITERS)
+def users_import_types(token: str):
+    """The preview again with the types chosen so far (HTMX, on changing a type)."""
+    preview = users_import_service.preview(token, _chosen())
+    return render_template("support/_users_import_preview.html", preview=preview, types=attributes.TYPES)
+
+
+@bp.post("/users/import/<token>")
+@roles(*WRITERS)
+def users_import_confirm(token: str):
+    try:
+        result = users_import_service.confirm(token, _chosen())
     except AppError as err:
         flash(err.message, "error")
         return redirect(url_for("support.users_index"))
@@ -57,14 +90,81 @@ def users_import():
     return redirect(url_for("support.users_index"))
 
 
-@bp.get("/users/<user_id>")
-@roles(*ALL_ROLES)
-def user_view(user_id: str):
-    user = db.session.get(User, user_id)
+def _user_page(user_id: str, user: User | None, status: int = 200, form: dict | None = None,
+               errors: dict | None = None):
     feed = db.session.scalars(select(Notification).where(Notification.user_id == user_id)
                               .order_by(Notification.id.desc()).limit(50)).all()
     unread = sum(1 for n in feed if n.read_at is None)
-    return render_template("support/user.html", user_id=user_id, user=user, feed=feed, unread=unread)
+    registry = attributes.types()
+    rows = []
+    for name, value in sorted((user.attributes or {}).items() if user else (), key=lambda item: item[0].lower()):
+        type_ = registry.get(name) or attributes.infer(value)
+        rows.append({"name": name, "type": type_, "value": value, "shown": attributes.display(value, type_)})
+    return render_template("support/user.html", user_id=user_id, user=user, feed=feed, unread=unread,
+                           attribute_rows=rows, registry=registry, types=attributes.TYPES,
+                           attr_form=form or {}, attr_errors=errors or {}), status
+
+
+@bp.get("/users/<user_id>")
+@roles(*ALL_ROLES)
+def user_view(user_id: str):
+    return _user_page(user_id, db.session.get(User, user_id))
+
+
+def _directory_user(user_id: str) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id} in the directory.")
+    return user
+
+
+def _save_attribute(user: User, name: str, value) -> dict:
+    entry = {"userId": user.user_id, "name": user.name, "email": user.email, "timezone": user.timezone,
+             "attributes": {name: value}}
+    types = {name: request.form.get("type", "")} if value is not None else None
+    return users.upsert([entry], types)
+
+
+@bp.post("/users/<user_id>/attributes")
+@roles(*WRITERS)
+def user_attribute_set(user_id: str):
+    user = _directory_user(user_id)
+    form = {k: request.form.get(k, "") for k in ("name", "type", "value")}
+    name = form["name"].strip()
+    form["name"] = name
+    errors = {}
+    if problem := attributes.name_problem(name):
+        errors["name"] = problem
+    else:
+        type_ = attributes.types().get(name) or form["type"]
+        if type_ not in attributes.TYPES:
+            errors["type"] = "Choose a type: string, number, boolean or date."
+        else:
+            try:
+                value = attributes.parse_text(form["value"], type_)
+            except ValueError as err:
+                errors["value"] = f"{name} is {attributes.ARTICLE[type_]} attribute; {err}"
+    if not errors:
+        result = _save_attribute(user, name, value)
+        if result["errors"]:
+            errors["value"] = result["errors"][0]["message"]
+    if errors:
+        db.session.expire_all()
+        return _user_page(user_id, db.session.get(User, user_id), 400, form, errors)
+    flash(f"Saved {name}.", "success")
+    return redirect(url_for("support.user_view", user_id=user_id) + "#attributes")
+
+
+@bp.post("/users/<user_id>/attributes/remove")
+@roles(*WRITERS)
+def user_attribute_remove(user_id: str):
+    user = _directory_user(user_id)
+    name = request.form.get("name", "")
+    if problem := attributes.name_problem(name):
+        raise ValidationError(problem, [{"field": "name", "message": problem}])
+    _save_attribute(user, name, None)
+    flash(f"Removed {name}.", "success")
+    return redirect(url_for("support.user_view", user_id=user_id) + "#attributes")
 
 
 @bp.get("/notifications")

@@ -35,7 +35,7 @@ def assert_size_matches(list_id: int) -> int:
 
 
 def test_create_with_members_merges_duplicates_and_counts_rows():
-    made = service.create("  VIPs ", "Top spenders", ACTOR, ["u1", " u2 ", "u1", "u3"])
+    made = service.create("  VIPs ", "Top spenders", ACTOR, ["u1", "u2", "u1", "u3"])
     assert made.name == "VIPs" and made.description == "Top spenders"
     assert member_ids(made.id) == ["u1", "u2", "u3"]
     assert assert_size_matches(made.id) == 3
@@ -46,6 +46,7 @@ def test_create_with_members_merges_duplicates_and_counts_rows():
 @pytest.mark.parametrize("name,description,field", [
     (None, None, "name"), ("   ", None, "name"), (5, None, "name"), ("x" * 201, None, "name"),
     ("ok", 7, "description"), ("ok", "d" * 2001, "description"), ("bad\x00name", None, "name"),
+    (" " + "x" * 200, None, "name"),
 ])
 def test_create_validation_names_the_field(name, description, field):
     with pytest.raises(ValidationError) as err:
@@ -54,19 +55,21 @@ def test_create_validation_names_the_field(name, description, field):
     assert db.session.scalar(select(func.count()).select_from(UserList)) == 0
 
 
-def test_duplicate_name_is_refused_case_insensitively():
+def test_duplicate_name_is_a_conflict_case_insensitively():
     service.create("Beta testers", None, ACTOR)
-    with pytest.raises(ValidationError) as err:
+    with pytest.raises(LifecycleError) as err:
         service.create("beta TESTERS", None, ACTOR)
-    assert err.value.details[0]["field"] == "name" and "already" in err.value.message
+    assert err.value.status == 409 and err.value.details[0]["field"] == "name" and "already" in err.value.message
+    assert db.session.scalar(select(func.count()).select_from(UserList)) == 1
 
 
 def test_add_members_rejects_the_whole_call_with_positions():
     made = service.create("L", None, ACTOR, ["keep"])
     with pytest.raises(ValidationError) as err:
-        service.add_members(made.id, ["ok1", "bad id", "ok2", "", 5], ACTOR)
-    assert [d["index"] for d in err.value.details] == [1, 3, 4]
-    assert "positions 1, 3, 4" in err.value.message and "nothing was changed" in err.value.message
+        service.add_members(made.id, ["ok1", "bad id", "ok2", "", 5, " ok3"], ACTOR)
+    assert [d["index"] for d in err.value.details] == [1, 3, 4, 5]
+    assert err.value.details[0]["field"] == "userIds[1]"
+    assert "positions 1, 3, 4, 5" in err.value.message and "nothing was changed" in err.value.message
     assert member_ids(made.id) == ["keep"] and assert_size_matches(made.id) == 1
 
 
@@ -112,11 +115,11 @@ def test_remove_members_recounts():
 def test_rename_and_describe():
     made = service.create("Old", None, ACTOR)
     service.create("Taken", None, ACTOR)
-    with pytest.raises(ValidationError):
+    with pytest.raises(LifecycleError):
         service.update_list(made.id, {"name": "taken"}, ACTOR)
     with pytest.raises(ValidationError) as err:
-        service.update_list(made.id, {"colour": "red"}, ACTOR)
-    assert err.value.details[0]["field"] == "colour"
+        service.update_list(made.id, {"name": "  "}, ACTOR)
+    assert err.value.details[0]["field"] == "name"
     service.update_list(made.id, {"name": "New", "description": "about"}, ACTOR)
     db.session.expire_all()
     again = service.get(made.id)
@@ -148,7 +151,7 @@ def test_from_campaign_all_recipients_and_by_status():
     with pytest.raises(ValidationError) as err:
         service.from_campaign(campaign.id, "Bad", ACTOR, status="opened")
     assert err.value.details[0]["field"] == "status"
-    with pytest.raises(ValidationError):
+    with pytest.raises(LifecycleError):
         service.from_campaign(campaign.id, "sent of spring", ACTOR)  # the name is taken: nothing made
     with pytest.raises(NotFound):
         service.from_campaign(campaign.id + 99, "Nope", ACTOR)

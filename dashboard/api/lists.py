@@ -26,7 +26,11 @@ def list_json(user_list: UserList) -> dict:
 @bp.get("/lists")
 @roles(*ALL_ROLES)
 def list_index():
-    return jsonify({"items": [list_json(u) for u in service.list_all(request.args.get("q"))]})
+    search = request.args.get("q")
+    if search is not None and len(search) > 200:
+        raise ValidationError("q must be at most 200 characters.",
+                              [{"field": "q", "message": "at most 200 characters"}])
+    return jsonify({"items": [list_json(u) for u in service.list_all(search)]})
 
 
 @bp.post("/lists")

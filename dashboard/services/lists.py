@@ -30,7 +30,7 @@ from dashboard.services.uploads import MAX_ERRORS_IN_JSON, STAGE_TTL, UploadErro
 MAX_PER_CALL = 10_000
 MAX_NAME = 200
 MAX_DESCRIPTION = 2_000
-MAX_USER_ID = 128
+MAX_CURSOR = 200
 MEMBERS_PAGE = 50
 SAMPLE_SIZE = 5
 BLOCKING = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
@@ -65,7 +65,7 @@ class MembersPage:
 def members(list_id: int, cursor: str | None = None, limit: int = MEMBERS_PAGE) -> MembersPage:
     """One page of members in userId order; the cursor is the last userId of the previous page."""
     get(list_id)
-    if cursor is not None and (not cursor or len(cursor) > MAX_USER_ID):
+    if cursor is not None and len(cursor) > MAX_CURSOR:
         raise ValidationError("cursor is not a cursor from a previous page.",
                               [{"field": "cursor", "message": "is not a cursor from a previous page"}])
     stmt = select(ListMember).where(ListMember.list_id == list_id)
@@ -95,11 +95,12 @@ def _text(data: dict, key: str, errors: list, *, required: bool, maximum: int) -
     if not isinstance(value, str):
         errors.append({"field": key, "message": "must be a string"})
         return None
-    value = value.strip()
+    if len(value) > maximum:  # before trimming: what was sent is what is measured
+        errors.append({"field": key, "message": f"must be at most {maximum:,} characters"})
+        return None
+    value = value.strip(" \t\r\n")
     if required and not value:
         errors.append({"field": key, "message": "is required"})
-    elif len(value) > maximum:
-        errors.append({"field": key, "message": f"must be at most {maximum:,} characters"})
     elif problem := text_problem(value):
         errors.append({"field": key, "message": problem})
     return value or None
@@ -118,8 +119,16 @@ def _raise(errors: list[dict]) -> None:
         raise ValidationError(f"{first['field']} {first['message']}.", errors)
 
 
+def _name_conflict(name: str) -> LifecycleError:
+    """A name another list has: 409 (the request is well-formed; the name is taken)."""
+    error = LifecycleError(f"name: “{name}” is already the name of another list; choose another name.",
+                           [{"field": "name", "message": f"“{name}” is already the name of another list"}])
+    error.code = "name_taken"
+    return error
+
+
 def clean_user_ids(user_ids, field: str = "userIds", allow_empty: bool = False) -> list[str]:
-    """Validated, trimmed, de-duplicated userIds (first position kept); any invalid one rejects
+    """Validated, de-duplicated userIds (first position kept); any invalid one rejects
     the whole call with its positions, nothing done (like recipients.add_manual)."""
     if user_ids is None and allow_empty:
         return []
@@ -131,7 +140,7 @@ def clean_user_ids(user_ids, field: str = "userIds", allow_empty: bool = False) 
                               [{"field": field, "message": f"at most {MAX_PER_CALL:,} per call"}])
     errors: list[dict] = []
     for index, user_id in enumerate(user_ids):
-        problem = user_id_problem(user_id.strip()) if isinstance(user_id, str) else "userId must be a string"
+        problem = user_id_problem(user_id) if isinstance(user_id, str) else "userId must be a string"
         if problem:
             errors.append({"field": f"{field}[{index}]", "index": index,
                            "userId": user_id if isinstance(user_id, str) else None, "message": problem})
@@ -140,7 +149,7 @@ def clean_user_ids(user_ids, field: str = "userIds", allow_empty: bool = False) 
         plural = "s" if len(errors) > 1 else ""
         raise ValidationError(f"{len(errors)} invalid userId{plural} at position{plural} {positions}; "
                               "nothing was changed.", errors[:1000])
-    return list(dict.fromkeys(u.strip() for u in user_ids))
+    return list(dict.fromkeys(user_ids))
 
 
 # -- bulk member writes ----------------------------------------------------------------------
@@ -178,9 +187,9 @@ def _new_list(name, description, actor: Actor) -> UserList:
     errors: list[dict] = []
     clean_name = _text(data, "name", errors, required=True, maximum=MAX_NAME)
     clean_description = _text(data, "description", errors, required=False, maximum=MAX_DESCRIPTION)
-    if clean_name and not errors and _name_taken(clean_name):
-        errors.append({"field": "name", "message": f"“{clean_name}” is already the name of another list"})
     _raise(errors)
+    if _name_taken(clean_name):
+        raise _name_conflict(clean_name)
     user_list = UserList(name=clean_name, description=clean_description, size=0, created_by=actor.label)
     db.session.add(user_list)
     db.session.flush()
@@ -203,20 +212,20 @@ def update_list(list_id: int, data: dict, actor: Actor) -> UserList:
     """Rename and/or change the description (PATCH: only the keys given)."""
     if not isinstance(data, dict):
         raise ValidationError("Send a JSON object.")
-    unknown = sorted(set(data) - {"name", "description"})
-    errors: list[dict] = [{"field": k, "message": "is not a field of a list"} for k in unknown]
+    errors: list[dict] = []  # fields a list does not have are ignored, as everywhere in the API
     user_list = get(list_id, lock=True)
     changes: dict = {}
     if "name" in data:
         name = _text(data, "name", errors, required=True, maximum=MAX_NAME)
-        if name and not errors and _name_taken(name, except_id=list_id):
-            errors.append({"field": "name", "message": f"“{name}” is already the name of another list"})
         changes["name"] = name
     if "description" in data:
         changes["description"] = _text(data, "description", errors, required=False, maximum=MAX_DESCRIPTION)
     if errors:
         db.session.rollback()
         _raise(errors)
+    if changes.get("name") and _name_taken(changes["name"], except_id=list_id):
+        db.session.rollback()
+        raise _name_conflict(changes["name"])
     details = {}
     if "name" in changes and changes["name"] != user_list.name:
         details = {"from": user_list.name, "to": changes["name"]}

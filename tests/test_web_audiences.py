@@ -3,12 +3,13 @@ the snapshot line, errors in the page, read-only for support."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
-from dashboard.models import Campaign, Recipient
+from dashboard.models import Campaign, Recipient, User
 from dashboard.services import audiences, campaigns
 from dashboard.services.actor import Actor
 from tests.conftest import csrf_from
@@ -142,3 +143,52 @@ def test_support_sees_the_audience_but_no_form(client, logged_in):
     assert "Snapshot: " in text(box) and "<form" not in box
     response = client.post(f"/campaigns/{c.id}/audience/freeze", data={})
     assert response.status_code in (400, 403)
+
+
+def test_browser_choose_a_segment_freeze_and_see_the_snapshot(page, live_server, make_account):
+    """Headless Chromium: pick a segment (its live count appears), use it, freeze, refresh the
+    snapshot through the confirmation; screenshots at 1280 and 390 px."""
+    from pathlib import Path
+
+    from tests.test_browser import _sign_in
+
+    shots = Path(os.environ.get("HERALD_AUDIENCE_SHOTS", "/tmp/shots/audience"))
+    shots.mkdir(parents=True, exist_ok=True)
+    make_users(30)
+    segment = make_segment()
+    make_list(["u1", "u2", "u3"], name="Beta testers")
+    c = draft()
+    _sign_in(page, live_server, make_account("marketer").email)
+    page.goto(f"{live_server}/campaigns/{c.id}")
+    panel_box = page.locator("#audience")
+    panel_box.get_by_label("Recipients come from").select_option(f"segment:{segment.id}")
+    expect_text(page, "#audience-count", "20 users match now")
+    panel_box.get_by_role("button", name="Use this audience").click()
+    page.wait_for_selector("text=Not frozen yet")
+    assert not page.locator("#add-recipients").is_visible()  # one source of recipients
+    assert "taken when you press Send or Schedule" in page.locator("#review").inner_text()
+    page.locator("#audience").screenshot(path=str(shots / "audience-chosen-1280.png"))
+    page.locator("#audience").get_by_role("button", name="Freeze now").click()
+    page.wait_for_selector("[data-testid=audience-snapshot] >> text=Snapshot: 20 users")
+    db.session.execute(User.__table__.update().values(attributes={"plan": "pro"}).where(User.user_id == "u0"))
+    db.session.commit()
+    page.locator("#audience").get_by_role("button", name="Refresh snapshot").click()
+    page.locator("[data-confirm-ok]").click()
+    page.wait_for_selector("[data-testid=audience-snapshot] >> text=Snapshot: 21 users")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.locator("#audience").screenshot(path=str(shots / f"audience-panel-{width}.png"))
+        page.screenshot(path=str(shots / f"audience-page-{width}.png"), full_page=True)
+    overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the page scrolls sideways at 390 px"
+    panel_box.get_by_label("Recipients come from").select_option(f"segment:{segment.id}")
+    page.locator("#audience").get_by_role("button", name="Use this audience").click()
+    page.locator("[data-confirm-ok]").click()  # dropping the snapshot asks first
+    page.wait_for_selector("text=Not frozen yet")
+    db.session.expire_all()
+    assert db.session.get(Campaign, c.id).total == 0
+
+
+def expect_text(page, selector: str, wanted: str) -> None:
+    page.wait_for_function("([s, w]) => (document.querySelector(s)?.textContent || '').includes(w)",
+                           arg=[selector, wanted], timeout=5000)

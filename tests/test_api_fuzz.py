@@ -187,6 +187,37 @@ def _template_body(body: dict) -> None:
                                              if key not in {v["key"] for v in declared}]
 
 
+def _segment_body(body: dict) -> None:
+    """Segments: a fresh name; conditions that name things which exist (the seeded campaigns; no
+    attribute or list is seeded, so those leaves become an inactivity condition); ≤ 50 in all."""
+    if isinstance(body.get("name"), str):
+        body["name"] = f"{body['name'][:180]}-fuzz{next(UNIQUE)}"
+    budget = [50]
+
+    def walk(node):
+        kept = []
+        for cond in node.get("conditions") or []:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            if cond.get("type") == "group":
+                _keep(cond, {"type", "match", "conditions"})
+                walk(cond)
+            elif cond.get("type") == "campaign":
+                _keep(cond, {"type", "event", "campaignId", "negate"})
+                cond["campaignId"] = CAMPAIGN_IDS[int(cond["campaignId"]) % len(CAMPAIGN_IDS)]
+            elif cond.get("type") == "inactive":
+                _keep(cond, {"type", "days"})
+            else:
+                cond = {"type": "inactive", "days": 30}
+            kept.append(cond)
+        if "conditions" in node:
+            node["conditions"] = kept
+    if isinstance(body.get("definition"), dict):
+        _keep(body["definition"], {"match", "conditions"})
+        walk(body["definition"])
+
+
 def _valid(case, location: ParameterLocation) -> bool:
     component = case.meta.components.get(location) if case.meta is not None else None
     return component is None or not component.mode.is_negative
@@ -245,6 +276,8 @@ def realistic(case) -> None:
         body["sendAt"] |= {"date": (utcnow() + timedelta(days=1)).date().isoformat(), "fallbackZone": "Asia/Kolkata"}
         for name in ("scheduledAt", "canary", "spreadMinutes"):
             body.pop(name, None)
+    if label in ("POST /segments", "PATCH /segments/{segmentId}", "POST /segments/count"):
+        _segment_body(body)
     if label == "PUT /settings/quiet-hours" and body.get("start") is not None and body.get("start") == body.get("end"):
         body["end"] = "08:00" if body["start"] != "08:00" else "07:00"  # an empty window is refused
     if label == "PUT /settings/frequency-caps" and isinstance(body.get("rules"), list):

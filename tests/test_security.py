@@ -8,6 +8,7 @@ import pytest
 from dashboard.extensions import db
 from dashboard.models import ApiKey, Notification
 from dashboard.services import accounts, campaigns, lifecycle, recipients, segments, templates, users
+from dashboard.services import lists as user_lists
 from dashboard.services.actor import Actor
 from tests.conftest import PASSWORD, csrf_from, login
 from tests.engine import drain
@@ -57,7 +58,9 @@ EXPECTED = {
     "api.channel_rotate_secret": ADMIN, "channels.rotate_secret": ADMIN,
     "account.preferences": ALL, "account.set_timezone": ALL,
     "ops.metrics_page": ADMIN, "ops.queues": ADMIN, "ops.requeue_job": ADMIN, "ops.delete_job": ADMIN,
-    "lists.index": ALL,
+    "lists.index": ALL, "lists.show": ALL, "lists.create": WRITE, "lists.edit": WRITE, "lists.delete": WRITE,
+    "lists.add_members": WRITE, "lists.remove_members": WRITE, "lists.upload": WRITE, "lists.confirm_upload": WRITE,
+    "lists.rejected_rows": WRITE, "lists.save_campaign": WRITE,
     "reports.report_section": ALL, "reports.engagement_csv": ALL, "clicks.follow": "public",
     "api.campaign_report": ALL, "api.campaign_engagement_csv": ALL,
     "api.list_index": ALL, "api.list_read": ALL, "api.list_members": ALL, "api.list_create": WRITE,
@@ -103,7 +106,9 @@ def world(app):
     draft = campaigns.create({"name": "Draft " + XSS[1], "templateId": "t"}, ACTOR)
     segment = segments.create({"name": "S " + XSS[1], "description": XSS[0], "definition": {"conditions": [
         {"type": "campaign", "event": "received", "campaignId": c.id}]}}, ACTOR)
-    return {"campaign": c.id, "draft": draft.id, "template": "t", "user": "u1", "note": note.id, "account": 1,
+    user_list = user_lists.create("L " + XSS[0], XSS[1], ACTOR, ["u1", "not-in-directory"])
+    return {"list": user_list.id, "campaign": c.id, "draft": draft.id, "template": "t", "user": "u1", "note": note.id,
+            "account": 1,
             "key": key_id, "segment": segment.id, "clients": clients, "anon": app.test_client()}
 
 
@@ -113,7 +118,7 @@ def _url(rule, w, real: bool) -> str:
               "user_id": w["user"], "notification_id": w["note"] if real else 999999, "version": 1,
               "account_id": 999999, "key_id": 999999, "kind": "webhook", "token": "no-such-token",
               "action": None, "what": "read", "job_id": "no-such-job",
-              "segment_id": w["segment"] if real else 999999}
+              "segment_id": w["segment"] if real else 999999, "list_id": w["list"] if real else 999999}
     url = rule.rule
     for name in rule.arguments:
         value = values[name]
@@ -154,7 +159,7 @@ def test_route_role_matrix(app, world):
                     if write:
                         assert code not in (401, 403), (role, method, url, code)
                     else:  # the one GET on a made-up id: an unknown upload token
-                        unknown = ("campaigns.rejected_rows", "support.users_import_review",
+                        unknown = ("campaigns.rejected_rows", "lists.rejected_rows", "support.users_import_review",
                                    "support.users_import_types")
                         assert code == (404 if rule.endpoint in unknown else 200), \
                             (role, method, url, code)

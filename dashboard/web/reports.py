@@ -16,12 +16,13 @@ from dashboard.web import timefmt
 
 bp = Blueprint("reports", __name__, url_prefix="/campaigns")
 
-# The chart's drawing box (SVG user units); the SVG scales to its container's width.
-WIDTH, HEIGHT = 560, 260
-LEFT, RIGHT, TOP, BOTTOM = 52, 14, 14, 44
+# The chart's drawing boxes (SVG user units), each scaled to its container's width: a wide one,
+# and a narrow, taller one with fewer ticks that CSS shows instead on a phone (no script).
+VIEWS = ({"name": "wide", "width": 560, "height": 270, "left": 46, "right": 18, "top": 30, "bottom": 44, "ticks": 6},
+         {"name": "narrow", "width": 340, "height": 280, "left": 40, "right": 16, "top": 30, "bottom": 44,
+          "ticks": 4})
 SERIES = (("delivered", "Delivered", "chart-delivered"), ("read", "Read", "chart-read"),
           ("clicked", "Clicked", "chart-clicked"))
-MAX_X_TICKS = 6
 
 
 def nice_ticks(peak: int, count: int = 4) -> list[int]:
@@ -36,12 +37,19 @@ def nice_ticks(peak: int, count: int = 4) -> list[int]:
     return list(range(0, top + 1, step))
 
 
-def _label(moment: datetime, bucket: str, tz, first: bool) -> str:
+def _label(moment: datetime, bucket: str, tz) -> str:
+    local = moment.astimezone(tz)
+    return f"{local.day} {local:%b}" if bucket == "day" else f"{local.day} {local:%b} {local:%H:%M}"
+
+
+def _tick(moment: datetime, bucket: str, tz, previous: datetime | None) -> dict:
+    """An x tick: the day for daily buckets; for hourly ones the time, with the date under it at
+    the first tick and wherever the day changes."""
     local = moment.astimezone(tz)
     if bucket == "day":
-        return f"{local.day} {local:%b}"
-    return f"{local.day} {local:%b} {local:%H:%M}" if first or (local.hour == 0 and local.minute == 0) \
-        else f"{local:%H:%M}"
+        return {"main": f"{local.day} {local:%b}", "sub": ""}
+    new_day = previous is None or previous.astimezone(tz).date() != local.date()
+    return {"main": f"{local:%H:%M}", "sub": f"{local.day} {local:%b}" if new_day else ""}
 
 
 def chart_model(series: dict, title: str) -> dict | None:
@@ -55,34 +63,40 @@ def chart_model(series: dict, title: str) -> dict | None:
     moments = [datetime.fromisoformat(p["t"]) for p in points]
     peak = max(max(p[key] for key, _, _ in SERIES) for p in points)
     ticks = nice_ticks(peak)
-    top = ticks[-1]
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    n = len(points)
-
-    def x(i: int) -> float:
-        return round(LEFT + (plot_w / 2 if n == 1 else plot_w * i / (n - 1)), 1)
-
-    def y(v: int) -> float:
-        return round(TOP + plot_h - plot_h * v / top, 1)
-
-    lines = []
-    for key, name, css in SERIES:
-        coords = [(x(i), y(p[key])) for i, p in enumerate(points)]
-        lines.append({"key": key, "name": name, "class": css, "total": sum(p[key] for p in points),
-                      "path": " ".join(f"{a},{b}" for a, b in coords),
-                      "dots": coords if n <= 60 else []})
-    every = max(1, math.ceil(n / MAX_X_TICKS))
-    x_ticks = [{"x": x(i), "label": _label(moments[i], bucket, tz, i == 0)} for i in range(0, n, every)]
     unit = "hour" if bucket == "hour" else "day"
-    rows = [{"label": _label(m, bucket, tz, True), **{k: p[k] for k, _, _ in SERIES}}
+    rows = [{"label": _label(m, bucket, tz), **{k: p[k] for k, _, _ in SERIES}}
             for m, p in zip(moments, points, strict=True)]
-    return {"width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "top": TOP,
-            "bottom": HEIGHT - BOTTOM, "lines": lines, "x_ticks": x_ticks,
-            "y_ticks": [{"y": y(v), "label": f"{v:,}"} for v in ticks],
-            "title": title, "unit": unit, "zone": zone_label, "bucket": bucket, "rows": rows,
+    lines = [{"key": key, "name": name, "class": css, "total": sum(p[key] for p in points)}
+             for key, name, css in SERIES]
+    return {"title": title, "unit": unit, "zone": zone_label, "bucket": bucket, "rows": rows, "lines": lines,
+            "views": [_geometry(view, points, moments, ticks, bucket, tz) for view in VIEWS],
             "desc": (f"Recipients per {unit} ({zone_label} time), {len(points)} {unit}s from "
                      f"{rows[0]['label']} to {rows[-1]['label']}: "
                      + ", ".join(f"{line['name'].lower()} {line['total']:,}" for line in lines) + ".")}
+
+
+def _geometry(view: dict, points: list[dict], moments: list[datetime], ticks: list[int], bucket: str, tz) -> dict:
+    left, right = view["left"], view["width"] - view["right"]
+    top, bottom = view["top"], view["height"] - view["bottom"]
+    plot_w, plot_h, peak, n = right - left, bottom - top, ticks[-1], len(points)
+
+    def x(i: int) -> float:
+        return round(left + (plot_w / 2 if n == 1 else plot_w * i / (n - 1)), 1)
+
+    def y(v: int) -> float:
+        return round(bottom - plot_h * v / peak, 1)
+
+    lines = []
+    for key, _, css in SERIES:
+        coords = [(x(i), y(p[key])) for i, p in enumerate(points)]
+        lines.append({"key": key, "class": css, "path": " ".join(f"{a},{b}" for a, b in coords),
+                      "dots": coords if n <= 24 else []})
+    every = max(1, math.ceil(n / view["ticks"]))
+    x_ticks = [{"x": x(i), **_tick(moments[i], bucket, tz, moments[i - every] if i else None)}
+               for i in range(0, n, every)]
+    return {"name": view["name"], "width": view["width"], "height": view["height"], "left": left, "right": right,
+            "top": top, "bottom": bottom, "lines": lines, "x_ticks": x_ticks,
+            "y_ticks": [{"y": y(v), "label": f"{v:,}"} for v in ticks]}
 
 
 def report_context(campaign, bucket: str | None = None) -> dict:

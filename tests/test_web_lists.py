@@ -3,7 +3,9 @@ CSV upload through a preview with row errors, confirm, remove, rename, delete (r
 draft uses the list), and "Save recipients as a list" on the campaign page."""
 
 import io
+import os
 import re
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 
@@ -189,3 +191,94 @@ def test_save_as_list_is_hidden_without_recipients_or_for_support(client, logged
     empty = campaigns.create({"name": "Empty", "templateId": "promo", "channel": "in_app"}, SYSTEM)
     logged_in("marketer")
     assert "Save recipients as a list" not in client.get(f"/campaigns/{empty.id}").get_data(as_text=True)
+
+
+# -- in a real browser (headless Chromium): create, paste, upload with row errors, confirm --------
+
+SHOTS = Path(os.environ.get("HERALD_LIST_SHOTS", "/tmp/shots/lists"))
+
+
+def _shots(page, name: str) -> None:
+    """The page at 1280 px and at 390 px wide (full page), for review."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, width)  # no sideways scroll
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_browser_list_from_empty_index_to_import(page, live_server, make_account, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests.test_browser import _sign_in
+
+    marketer = make_account("marketer")
+    _sign_in(page, live_server, marketer.email)
+    page.goto(f"{live_server}/audiences/lists")
+    expect(page.get_by_text("No lists yet.")).to_be_visible()
+    _shots(page, "lists-index-empty")
+    page.get_by_role("link", name="New list").click()
+    page.get_by_label("Name").fill("Beta testers")
+    page.get_by_label("Description (optional)").fill("Opted in to early features")
+    page.get_by_role("button", name="Create list").click()
+    expect(page.get_by_text("Created the list “Beta testers”")).to_be_visible()
+
+    page.get_by_label("Paste userIds").fill("user-1\nnot valid!\nuser-2")
+    page.get_by_role("button", name="Add userIds").click()
+    expect(page.locator("#list-add-errors")).to_contain_text("Line 2:")
+    assert members(db.session.scalars(select(UserList.id)).one()) == []
+    page.get_by_label("Paste userIds").fill("user-1\nuser-2, user-1")
+    page.get_by_role("button", name="Add userIds").click()
+    expect(page.get_by_text("Added 2 members")).to_be_visible()
+
+    path = tmp_path / "more.csv"
+    path.write_bytes(b"userId,plan\nuser-2,gold\nuser-3,silver\nbad id,x\n,empty\nuser-4,\n")
+    page.get_by_label("Upload a CSV").set_input_files(str(path))
+    page.get_by_role("button", name="Check file").click()
+    expect(page.get_by_test_id("accepted-count")).to_have_text("3 userIds ready to add")
+    expect(page.get_by_test_id("rejected-count")).to_have_text("2 rows rejected")
+    errors = page.locator("table.errors")
+    expect(errors).to_contain_text('"bad id" is not a valid userId')
+    expect(errors).to_contain_text("userId is empty")
+    _shots(page, "list-upload-preview-errors")
+    page.get_by_role("button", name="Add 3 userIds (skip the rejected rows)").click()
+    expect(page.get_by_text("Imported 3 userIds (2 new, 1 already in the list)")).to_be_visible()
+    expect(page.get_by_test_id("list-size")).to_have_text("4")
+    expect(page.locator("table.list-members tbody tr")).to_have_count(4)
+    _shots(page, "list-page")
+
+    page.get_by_role("button", name="Remove user-3").click()
+    page.locator("[data-confirm-ok]").click()
+    expect(page.get_by_text("Removed user-3 from the list")).to_be_visible()
+    assert members(db.session.scalars(select(UserList.id)).one()) == ["user-1", "user-2", "user-4"]
+
+    service.create("Support escalations", "Users with an open ticket", SYSTEM, [f"u{i}" for i in range(1200)])
+    page.goto(f"{live_server}/audiences/lists")
+    expect(page.locator("table.list-index")).to_contain_text("1,200")
+    _shots(page, "lists-index")
+
+
+def test_browser_save_recipients_as_a_list(page, live_server, make_account):
+    from playwright.sync_api import expect
+
+    from tests.test_browser import _sign_in
+
+    campaign = _campaign_with_recipients()
+    marketer = make_account("marketer")
+    _sign_in(page, live_server, marketer.email)
+    page.goto(f"{live_server}/campaigns/{campaign.id}")
+    section = page.locator("#save-as-list")
+    expect(section.get_by_label("List name")).to_have_value("Spring — recipients")
+    _shots(page, "campaign-with-save-as-list")
+    page.set_viewport_size({"width": 390, "height": 900})
+    section.screenshot(path=str(SHOTS / "campaign-save-as-list-form-390.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    section.screenshot(path=str(SHOTS / "campaign-save-as-list-form-1280.png"))
+    section.get_by_label("Who").select_option("sent")
+    section.get_by_role("button", name="Save as a list").click()
+    expect(section).to_contain_text("Saved 1 recipient as the list")
+    section.screenshot(path=str(SHOTS / "campaign-save-as-list-done.png"))
+    section.get_by_role("link", name="Spring — recipients").click()
+    expect(page.get_by_test_id("list-size")).to_have_text("1")
+    expect(page.locator("table.list-members")).to_contain_text("r2")

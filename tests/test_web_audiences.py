@@ -139,10 +139,16 @@ def test_support_sees_the_audience_but_no_form(client, logged_in):
     audiences.set_audience(c.id, "segment", segment.id, ACTOR)
     audiences.freeze(c.id, ACTOR)
     logged_in("support")
-    box = panel(page(client, c.id))
+    html = page(client, c.id)
+    box = panel(html)
     assert "Snapshot: " in text(box) and "<form" not in box
-    response = client.post(f"/campaigns/{c.id}/audience/freeze", data={})
-    assert response.status_code in (400, 403)
+    token = csrf_from(html)
+    assert client.post(f"/campaigns/{c.id}/audience/freeze", data={"csrf_token": token}).status_code == 403
+    assert client.post(f"/campaigns/{c.id}/audience", data={"audience": "manual", "csrf_token": token}
+                       ).status_code == 403
+    assert client.get(f"/campaigns/{c.id}/_audience/count?audience=segment:{segment.id}").status_code == 403
+    db.session.expire_all()
+    assert db.session.get(Campaign, c.id).audience_kind == "segment"
 
 
 def test_browser_choose_a_segment_freeze_and_see_the_snapshot(page, live_server, make_account):

@@ -179,3 +179,23 @@ def test_attribute_registry_lists_types_and_counts(api, client, api_key):
     assert answer.get_json() == [{"name": "plan", "type": "string", "users": 1},
                                  {"name": "seats", "type": "number", "users": 1}]
     assert client.post("/api/v1/users", json=[{"userId": "u9"}], headers=headers).status_code == 403
+
+
+def test_concurrent_calls_registering_and_merging_attributes_all_succeed(app, api_key):
+    from tests.test_input_rules import _race
+    key = api_key("marketer")
+    counter = iter(range(8))
+
+    def call(client, headers):
+        i = next(counter)
+        value = i if i % 2 else f"text {i}"  # half say level is a number, half a string
+        return client.post("/api/v1/users", json=[{"userId": f"r{i}", "attributes": {"level": value}},
+                                                  {"userId": "shared", "attributes": {f"a{i}": i}}], headers=headers)
+    out = _race(app, key, 8, call)
+    assert [status for status, _ in out] == [200] * 8, out
+    registered = attributes.types()["level"]
+    refused = [e for _, body in out for e in body["errors"]]
+    assert all(e["field"] == "users[0].attributes.level" and f"level is a {registered} attribute" in e["message"]
+               for e in refused)
+    assert len(refused) == 4  # exactly the four calls whose value has the other type
+    assert _attrs("shared") == {f"a{i}": i for i in range(8)}  # every call's attribute kept: merged, not replaced

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
+from functools import lru_cache
 
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,8 +28,9 @@ BOOLEAN_TEXT = {"true": True, "yes": True, "false": False, "no": False}
 ARTICLE = {"string": "a string", "number": "a number", "boolean": "a boolean", "date": "a date"}
 
 
+@lru_cache(maxsize=4096)
 def name_problem(name) -> str | None:
-    """Why a name cannot be an attribute name, or None."""
+    """Why a name cannot be an attribute name, or None (cached: a bulk call repeats few names)."""
     if not isinstance(name, str) or not NAME_RE.match(name):
         shown = name if isinstance(name, str) and len(name) <= 40 else str(name)[:40] + "…"
         return (f'"{shown}" is not a valid attribute name (a letter or _, then letters, digits or _; '

@@ -3,15 +3,19 @@ attributes merged into users.attributes."""
 
 from __future__ import annotations
 
+import json
 from zoneinfo import available_timezones
 
-from sqlalchemy import func, select
+from sqlalchemy import String, any_, bindparam, func, literal, select
+from sqlalchemy import column as sql_column
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
 from dashboard.inputs import text_problem
 from dashboard.models import User, utcnow
+from dashboard.models.base import UTCDateTime
 from dashboard.recipients_csv.validation import EMAIL_RE, user_id_problem
 from dashboard.services import attributes
 
@@ -112,15 +116,17 @@ def upsert(entries, types: dict[str, str] | None = None) -> dict:
         registered = attributes.register(new)
         if any(registered.get(n) != t for n, t in new.items()):  # a racing call registered a name first
             good = _recheck(good, {**known, **registered}, errors)
-    existing = dict(db.session.execute(select(User.user_id, User.attributes)
-                                       .where(User.user_id.in_(list(good)))).tuples().all()) if good else {}
+    existing = _existing(list(good)) if good else {}
+    crowded = [user_id for user_id, count in existing.items()
+               if count + len(good[user_id][1]["attributes"]) > attributes.MAX_PER_USER]
+    keys = _keys(crowded) if crowded else {}
     rows = []
     for user_id, (index, clean) in good.items():
         attrs = clean["attributes"]
         if user_id not in existing:
             clean["attributes"] = {n: v for n, v in attrs.items() if v is not None}
-        elif attrs:
-            total = set(existing[user_id] or {})
+        elif user_id in keys:
+            total = set(keys[user_id])
             total.update(n for n, v in attrs.items() if v is not None)
             total.difference_update(n for n, v in attrs.items() if v is None)
             if len(total) > attributes.MAX_PER_USER:
@@ -144,6 +150,29 @@ def _recheck(good: dict, known: dict[str, str], errors: list) -> dict:
     return kept
 
 
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _among(ids: list[str]):
+    """user_id in ids: one array parameter on PostgreSQL (not 10,000 bound values)."""
+    if _postgres():
+        return User.user_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
+    return User.user_id.in_(ids)
+
+
+def _existing(ids: list[str]) -> dict[str, int]:
+    """The ids already in the directory, with how many attributes each has."""
+    keys = func.jsonb_object_keys if _postgres() else func.json_each
+    count = select(func.count()).select_from(keys(User.attributes)).scalar_subquery()
+    return dict(db.session.execute(select(User.user_id, count).where(_among(ids))).tuples().all())
+
+
+def _keys(ids: list[str]) -> dict[str, list[str]]:
+    return {u: list(a or {}) for u, a in db.session.execute(select(User.user_id, User.attributes)
+                                                             .where(_among(ids))).tuples()}
+
+
 def _save(rows: list[dict]) -> None:
     """One INSERT ... ON CONFLICT DO UPDATE: concurrent calls with the same new userId both
     succeed (the last one's values win) instead of racing on the primary key. Attributes merge:
@@ -152,14 +181,24 @@ def _save(rows: list[dict]) -> None:
         db.session.commit()
         return
     now = utcnow()
-    postgres = db.session.get_bind().dialect.name == "postgresql"
+    postgres = _postgres()
+    rows = sorted(rows, key=lambda row: row["user_id"])  # one lock order for every call: no deadlocks
     stmt = (postgresql if postgres else sqlite).insert(User)
+    if postgres:  # the whole call as one JSON parameter: one statement, one round trip
+        source = func.jsonb_to_recordset(bindparam("rows", json.dumps(rows), type_=String).cast(JSONB)).table_valued(
+            *(sql_column(name, String) for name in ("user_id", "name", "email", "timezone")),
+            sql_column("attributes", JSONB)).render_derived(with_types=True)
+        stamp = literal(now, UTCDateTime)
+        stmt = stmt.from_select(["user_id", "name", "email", "timezone", "attributes", "created_at", "updated_at"],
+                                select(*source.c, stamp, stamp).order_by(source.c.user_id))
     current = User.__table__.c.attributes
     merged = (func.jsonb_strip_nulls(current.op("||")(stmt.excluded.attributes)) if postgres
               else func.json_patch(current, stmt.excluded.attributes))
     stmt = stmt.on_conflict_do_update(index_elements=[User.user_id], set_={
         "name": stmt.excluded.name, "email": stmt.excluded.email, "timezone": stmt.excluded.timezone,
         "attributes": merged, "updated_at": stmt.excluded.updated_at})
-    rows = sorted(rows, key=lambda row: row["user_id"])  # one lock order for every call: no deadlocks
-    db.session.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
+    if postgres:
+        db.session.execute(stmt)
+    else:
+        db.session.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
     db.session.commit()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import click
 from flask import Flask, current_app
+from sqlalchemy import select
 
 from dashboard.errors import ValidationError
 from dashboard.extensions import db
-from dashboard.models import Role
-from dashboard.services import accounts
+from dashboard.models import Role, Segment, User, UserList
+from dashboard.services import accounts, lists, segments, users
 from dashboard.services.actor import Actor
 
 DEMO_ACCOUNTS = (
@@ -18,6 +21,51 @@ DEMO_ACCOUNTS = (
 )
 
 CLI_ACTOR = Actor.system("command line")
+
+# The demo directory (issue 16): enough typed attributes that Audiences shows something at once.
+DEMO_USERS = 200
+DEMO_PLANS = ("free", "free", "free", "pro", "pro", "team", "enterprise")
+DEMO_COUNTRIES = (("DE", "Europe/Berlin"), ("FR", "Europe/Paris"), ("GB", "Europe/London"),
+                  ("US", "America/New_York"), ("NL", "Europe/Amsterdam"), ("ES", "Europe/Madrid"))
+DEMO_SEGMENT = "Paying customers who joined in the last 90 days"
+DEMO_LIST = "Beta testers"
+
+
+def demo_users(today: date) -> list[dict]:
+    """200 directory users demo-001 … demo-200 with plan, country, signup_date and vip."""
+    entries = []
+    for i in range(1, DEMO_USERS + 1):
+        country, zone = DEMO_COUNTRIES[i % len(DEMO_COUNTRIES)]
+        entries.append({
+            "userId": f"demo-{i:03d}", "name": f"Demo user {i}", "email": f"demo-{i:03d}@example.com",
+            "timezone": zone,
+            "attributes": {"plan": DEMO_PLANS[(i * 5) % len(DEMO_PLANS)], "country": country,
+                           "signup_date": (today - timedelta(days=(i * 37) % 365)).isoformat(),
+                           "vip": i % 9 == 0},
+        })
+    return entries
+
+
+def seed_audiences(today: date | None = None) -> dict:
+    """Idempotent: users that already exist are left alone (a demo edit survives a restart); the
+    segment and the list are created only when no segment/list has their name."""
+    entries = demo_users(today or date.today())
+    ids = [e["userId"] for e in entries]
+    existing = set(db.session.scalars(select(User.user_id).where(User.user_id.in_(ids))))
+    missing = [e for e in entries if e["userId"] not in existing]
+    created = users.upsert(missing)["created"] if missing else 0
+    if db.session.scalar(select(Segment.id).where(Segment.name == DEMO_SEGMENT)) is None:
+        segments.create({"name": DEMO_SEGMENT,
+                         "description": "Pro, team or enterprise plan and a signup date in the last 90 days.",
+                         "definition": {"match": "all", "conditions": [
+                             {"type": "attribute", "attribute": "plan", "operator": "in",
+                              "value": ["pro", "team", "enterprise"]},
+                             {"type": "attribute", "attribute": "signup_date", "operator": "within_last_days",
+                              "value": 90}]}}, CLI_ACTOR)
+    if db.session.scalar(select(UserList.id).where(UserList.name == DEMO_LIST)) is None:
+        lists.create(DEMO_LIST, "Demo users who opted in to try new features early.", CLI_ACTOR,
+                     user_ids=ids[:25])
+    return {"created": created, "users": len(ids)}
 
 
 def register_cli(app: Flask) -> None:
@@ -64,6 +112,16 @@ def register_cli(app: Flask) -> None:
                 accounts.set_password(account, password)
                 account.role, account.active = role.value, True
                 db.session.commit()
+        try:
+            seeded = seed_audiences()
+        except ValidationError as err:  # e.g. a demo attribute registered with another type by hand
+            db.session.rollback()
+            seeded = {"problem": err.message}
         click.echo("Demo accounts (development only):")
         for email, role, password in DEMO_ACCOUNTS:
             click.echo(f"  {role.value:<9} {email:<24} password: {password}")
+        if "problem" in seeded:
+            click.echo(f"Demo audiences skipped: {seeded['problem']}")
+        else:
+            click.echo(f"Demo audiences: {seeded['users']} directory users ({seeded['created']} new) with plan, "
+                       f"country, signup_date and vip; segment “{DEMO_SEGMENT}”; list “{DEMO_LIST}”.")

@@ -1,7 +1,11 @@
 import pytest
+from sqlalchemy import func, select
 
 from dashboard import create_app
-from dashboard.services import accounts
+from dashboard.cli import DEMO_LIST, DEMO_SEGMENT
+from dashboard.extensions import db
+from dashboard.models import ListMember, Segment, User, UserAttribute, UserList
+from dashboard.services import accounts, segments
 from tests.conftest import login
 
 
@@ -51,10 +55,47 @@ def test_seed_demo_creates_three_roles_that_can_sign_in(app):
     assert result.exit_code == 0, result.output
     again = runner.invoke(args=["seed-demo"])  # idempotent
     assert again.exit_code == 0, again.output
-    for line in result.output.splitlines()[1:]:
+    for line in [line for line in result.output.splitlines() if "password:" in line]:
         role, email, _, password = line.split()
         assert accounts.find_by_email(email).role == role
         assert login(app.test_client(), email, password).status_code == 302
+
+
+def test_seed_demo_fills_the_audiences_once(app, client):
+    """`make run` shows Audiences at once: 200 typed directory users, a saved segment and a list;
+    running it again neither fails nor duplicates, and keeps a user's later edit."""
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert "Demo audiences: 200 directory users (200 new)" in result.output
+    types = dict(db.session.execute(select(UserAttribute.name, UserAttribute.type)).all())
+    assert {k: types.get(k) for k in ("plan", "country", "signup_date", "vip")} == {
+        "plan": "string", "country": "string", "signup_date": "date", "vip": "boolean"}
+    assert db.session.scalar(select(func.count()).select_from(User)) == 200
+    segment = db.session.scalars(select(Segment).where(Segment.name == DEMO_SEGMENT)).one()
+    matched = segments.count(segment.definition)
+    assert 0 < matched < 200  # a segment that picks some users, not none or all
+    user_list = db.session.scalars(select(UserList).where(UserList.name == DEMO_LIST)).one()
+    assert user_list.size == 25 == db.session.scalar(
+        select(func.count()).select_from(ListMember).where(ListMember.list_id == user_list.id))
+
+    db.session.execute(User.__table__.update().where(User.user_id == "demo-001")
+                       .values(attributes={"plan": "edited", "country": "DE"}))
+    db.session.commit()
+    again = runner.invoke(args=["seed-demo"])
+    assert again.exit_code == 0, again.output
+    assert "Demo audiences: 200 directory users (0 new)" in again.output
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(User)) == 200
+    assert db.session.scalar(select(func.count()).select_from(Segment)) == 1
+    assert db.session.scalar(select(func.count()).select_from(UserList)) == 1
+    assert db.session.get(UserList, user_list.id).size == 25
+    assert db.session.get(User, "demo-001").attributes["plan"] == "edited"
+
+    login(client, "marketer@herald.test", "herald-marketer")
+    page = client.get("/audiences/segments").get_data(as_text=True)
+    assert DEMO_SEGMENT in page
+    assert DEMO_LIST in client.get("/audiences/lists").get_data(as_text=True)
 
 
 def test_seed_demo_refuses_in_production(database_url, redis_url, monkeypatch):

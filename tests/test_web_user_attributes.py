@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html as htmllib
 import io
+import os
 import re
+from pathlib import Path
 
 from dashboard.extensions import db
 from dashboard.models import User
@@ -168,3 +170,49 @@ def test_unknown_user_has_no_attribute_form(client, logged_in):
     token = csrf_from(html)
     assert client.post("/users/ghost/attributes", data={"csrf_token": token, "name": "a", "type": "string",
                                                         "value": "x"}).status_code == 404
+
+
+SHOTS = Path(os.environ.get("HERALD_SHOTS_ATTRS", "/tmp/shots/attrs"))
+
+
+def test_browser_import_preview_rechecks_on_type_change_and_user_page_edits(browser, live_server, make_account,
+                                                                             tmp_path):
+    from playwright.sync_api import expect
+
+    from tests.conftest import PASSWORD
+
+    account = make_account("marketer")
+    users.upsert([{"userId": "customer-000123456789", "name": "Ann", "email": "ann@example.com",
+                   "attributes": {"tier": "gold", "licences": 1200, "beta": True, "renewal": "2026-03-01",
+                                  "lifetime_value_eur": 1234.5}}])
+    csv_file = tmp_path / "users.csv"
+    csv_file.write_bytes(CSV + b"u4,Di,pro,7,yes,2026-04-01,3\n")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1280, 900), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.goto(f"{live_server}/login")
+        page.get_by_label("Email").fill(account.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{live_server}/users")
+        page.get_by_label("CSV file").set_input_files(str(csv_file))
+        page.get_by_role("button", name="Check file").click()
+        expect(page.get_by_role("heading", name="4 rows: 4 ready")).to_be_visible()
+        page.get_by_label("Type of seats").select_option("number")
+        expect(page.get_by_role("heading", name="4 rows: 3 ready, 1 with errors")).to_be_visible()
+        expect(page.get_by_role("cell", name='"x" is not a number')).to_be_visible()
+        expect(page.get_by_label("Type of seats")).to_have_value("number")
+        page.screenshot(path=str(SHOTS / f"users-import-preview-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.goto(f"{live_server}/users/customer-000123456789")
+        expect(page.get_by_role("cell", name="1,200")).to_be_visible()
+        page.get_by_label("Name", exact=True).fill("licences")
+        page.get_by_role("textbox", name="Value").fill("lots")
+        page.get_by_role("button", name="Save attribute").click()
+        expect(page.locator("#attr-value-error")).to_have_text('licences is a number attribute; "lots" is not a number')
+        page.screenshot(path=str(SHOTS / f"user-page-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        context.close()
+    # nothing was imported by previewing
+    assert db.session.get(User, "u1") is None

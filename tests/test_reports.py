@@ -244,3 +244,22 @@ def test_every_role_reads_reports(client, api_key, role):
     assert client.get(f"/api/v1/campaigns/{c.id}/report", headers=headers).status_code == 200
     assert client.get(f"/api/v1/campaigns/{c.id}/engagement.csv", headers=headers).status_code == 200
     assert client.get(f"/api/v1/campaigns/{c.id}/report").status_code == 401
+
+
+def test_an_unchanged_campaign_answers_from_the_cache_and_any_new_event_recomputes(app):
+    from dashboard.extensions import get_redis
+    c = sent_campaign([{"user": "a", "sent": 0}, {"user": "b", "sent": 0}], channel="email")
+    click(c, "a", "https://shop.example/1", h(1))
+    first = reports.report(c, "hour")
+    assert len(get_redis().keys("herald:report:*")) == 1
+    # a change behind the counters' back is not seen while the counters are unchanged (the cache)
+    db.session.execute(update(Recipient).where(Recipient.campaign_id == c.id).values(last_error="x"))
+    db.session.commit()
+    assert reports.report(c, "hour") == first
+    click(c, "a", "https://shop.example/2", h(2))  # a's second link: no counter moves, a row does
+    again = reports.report(c, "hour")
+    assert [link["url"] for link in again["links"]] == ["https://shop.example/1", "https://shop.example/2"]
+    click(c, "b", "https://shop.example/1", h(3))
+    db.session.refresh(c)
+    latest = reports.report(c, "hour")
+    assert sums(latest["series"]["points"], "clicked") == latest["totals"]["clicked"] == 2

@@ -99,26 +99,44 @@ def check(value, type_: str) -> str | None:
     return f"{type_} is not an attribute type"
 
 
-def parse_text(text: str, type_: str):
-    """A CSV cell as a value of type_ (surrounding spaces ignored); ValueError says why not."""
-    cell = text.strip()
-    if type_ == "number":
-        if not NUMBER_RE.match(cell):
-            raise ValueError(f"{_shown(cell)} is not a number")
-        value = float(cell) if any(c in cell for c in ".") else int(cell)
-    elif type_ == "boolean":
-        value = BOOLEAN_TEXT.get(cell.lower())
-        if value is None:
-            raise ValueError(f"{_shown(cell)} is not true/false or yes/no")
-    elif type_ == "date":
-        value = cell
-    elif type_ == "string":
-        value = text
-    else:
-        raise ValueError(f"{type_} is not an attribute type")
-    if problem := check(value, type_):
-        raise ValueError(problem)
+def _parse_number(cell: str):
+    if not NUMBER_RE.match(cell):
+        raise ValueError(f"{_shown(cell)} is not a number")
+    value = float(cell) if "." in cell else int(cell)
+    if abs(value) > MAX_NUMBER:
+        raise ValueError(f"{_shown(cell)} is out of range (at most ±{MAX_NUMBER:,})")
     return value
+
+
+def _parse_boolean(cell: str):
+    value = BOOLEAN_TEXT.get(cell.lower())
+    if value is None:
+        raise ValueError(f"{_shown(cell)} is not true/false or yes/no")
+    return value
+
+
+def _parse_date(cell: str):
+    if not _is_date(cell):
+        raise ValueError(f"{_shown(cell)} is not a date (YYYY-MM-DD, a real day)")
+    return cell
+
+
+_PARSERS = {"number": _parse_number, "boolean": _parse_boolean, "date": _parse_date}
+
+
+def parse_text(text: str, type_: str):
+    """A CSV cell as a value of type_ (surrounding spaces ignored but kept in strings);
+    ValueError says why not."""
+    parser = _PARSERS.get(type_)
+    if parser is not None:
+        return parser(text.strip())
+    if type_ != "string":
+        raise ValueError(f"{type_} is not an attribute type")
+    if len(text) > MAX_STRING:
+        raise ValueError(f"a string attribute holds at most {MAX_STRING:,} characters; this one has {len(text):,}")
+    if problem := text_problem(text):
+        raise ValueError(f"the value {problem}")
+    return text
 
 
 def infer_column(cells) -> str:

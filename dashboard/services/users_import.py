@@ -85,18 +85,21 @@ def _entries(table, rows, columns: list[dict]) -> tuple[list[tuple[int, dict]], 
     if table.email_index is not None:
         fields[table.email_index] = "email"
     entries, errors = [], []
+    width, parse = len(header), attributes.parse_text
+    typed = [(c["index"], c["name"], c["type"]) for c in columns]
     for number, cells in rows:
-        cells = (cells + [""] * len(header))[:len(header)]
+        if len(cells) != width:
+            cells = (cells + [""] * width)[:width]
         entry = {"userId": cells[table.user_id_index], **{field: cells[i] for i, field in fields.items()}}
         attrs, bad = {}, False
-        for column in columns:
-            cell = cells[column["index"]]
-            if not cell.strip():
+        for index, name, type_ in typed:
+            cell = cells[index]
+            if not cell or cell.isspace():
                 continue
             try:
-                attrs[column["name"]] = attributes.parse_text(cell, column["type"])
+                attrs[name] = parse(cell, type_)
             except ValueError as err:
-                errors.append({"row": number, "column": column["name"], "value": cell[:80], "message": str(err)})
+                errors.append({"row": number, "column": name, "value": cell[:80], "message": str(err)})
                 bad = True
         clean, problem = users.clean_user(entry)
         if problem:

@@ -100,7 +100,7 @@ def test_409s_for_one_source_of_recipients_and_non_drafts(api):
     added = api("POST", f"/campaigns/{chosen['id']}/recipients", {"userIds": ["x"]})
     assert added.status_code == 409 and "Clear the audience first" in added.get_json()["error"]["message"]
     no_audience = api("POST", f"/campaigns/{hand['id']}/audience/freeze")
-    assert no_audience.status_code == 400 and no_audience.get_json()["error"]["details"][0]["field"] == "audience"
+    assert no_audience.status_code == 409 and no_audience.get_json()["error"]["details"][0]["field"] == "audience"
     assert api("POST", f"/campaigns/{chosen['id']}/send").status_code == 202
     late = api("PATCH", f"/campaigns/{chosen['id']}", {"audience": None})
     assert late.status_code == 409

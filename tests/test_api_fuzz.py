@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from dashboard import rendering
 from dashboard.api.openapi import document
 from dashboard.extensions import db
-from dashboard.models import ApiKey, Campaign, Notification, Recipient, Template, utcnow
+from dashboard.models import ApiKey, Campaign, Notification, Recipient, Template, UserList, utcnow
 from dashboard.queries import encode_cursor
-from dashboard.services import accounts, campaigns, lifecycle, recipients, users
+from dashboard.services import accounts, campaigns, lifecycle, lists, recipients, users
 from dashboard.services.actor import Actor
 from tests.engine import drain
 from tests.test_api_campaigns import make_template
@@ -154,6 +154,14 @@ def _approved_template() -> str:
     return found or "promo"
 
 
+def _audience_list() -> int:
+    """A list of the seeded users, for a valid campaign `audience`."""
+    found = db.session.scalar(select(UserList.id).where(UserList.name == "Fuzz audience"))
+    if found is None:
+        found = lists.create("Fuzz audience", None, ACTOR, user_ids=USERS).id
+    return found
+
+
 def _keep(data: dict, names: set[str]) -> None:
     for name in set(data) - names:
         del data[name]
@@ -249,6 +257,8 @@ def realistic(case) -> None:
         _keep(variable, {"key", "type", "label", "required", "defaultValue"})
     if label in ("POST /campaigns", "PATCH /campaigns/{campaignId}", "POST /notifications") and "templateId" in body:
         body["templateId"] = _approved_template()
+    if label in ("POST /campaigns", "PATCH /campaigns/{campaignId}") and isinstance(body.get("audience"), dict):
+        body["audience"] = {"listId": _audience_list()}  # a list that exists
     if body.get("templateVersion") is not None:
         body["templateVersion"] = 1  # the approved version of promo and spare
     if label == "POST /campaigns/{campaignId}/test" and isinstance(body.get("targets"), list):

@@ -110,7 +110,7 @@ def test_errors_show_in_the_page(client, logged_in):
     assert garbage.status_code == 302
     assert "Choose where the recipients come from" in text(page(client, c.id))
     no_audience = client.post(f"/campaigns/{c.id}/audience/freeze", data={"csrf_token": token}, headers=HX)
-    assert no_audience.status_code == 400 and "no audience to freeze" in no_audience.get_data(as_text=True)
+    assert no_audience.status_code == 409 and "no audience to freeze" in no_audience.get_data(as_text=True)
     missing_token = client.post(f"/campaigns/{c.id}/audience", data={"audience": "manual"})
     assert missing_token.status_code == 400
     assert db.session.get(Campaign, c.id).audience_kind is None

@@ -124,8 +124,8 @@ def freeze(campaign_id: int, actor: Actor) -> Campaign:
     campaign = campaign_service.lock_draft(campaign_id)
     if campaign.audience_kind is None:
         db.session.rollback()
-        raise ValidationError("This draft has no audience to freeze; choose a segment or a list first.",
-                              [{"field": "audience", "message": "no audience chosen"}])
+        raise LifecycleError("This draft has no audience to freeze; choose a segment or a list first.",
+                             [{"field": "audience", "message": "no audience chosen"}])
     try:
         size = materialise(campaign)
     except Exception:

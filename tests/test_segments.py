@@ -352,3 +352,21 @@ def test_describe_in_words(engagement):
     assert segments.describe(definition, campaigns_, lists) == \
         'plan is "pro" and (not in list "VIP" or clicked campaign "Spring sale")'
     assert segments.describe({"match": "all", "conditions": []}) == "Every user"
+
+
+def test_a_saved_segment_still_counts_after_what_it_names_is_deleted(engagement):
+    seg = segments.create({"name": "Mixed", "definition": {"match": "any", "conditions": [
+        {"type": "list", "listId": engagement["list"]},
+        {"type": "campaign", "event": "read", "campaignId": engagement["c2"], "negate": True},
+        {"type": "attribute", "attribute": "city", "operator": "contains", "value": "paris"}]}}, ACTOR)
+    definition = seg.definition
+    db.session.delete(db.session.get(UserList, engagement["list"]))
+    db.session.delete(db.session.get(Campaign, engagement["c2"]))
+    db.session.delete(db.session.get(UserAttribute, "city"))
+    db.session.commit()
+    # the deleted list has no members, nobody read the deleted campaign, nobody has the attribute
+    assert segments.count(definition) == 5
+    assert segments.count({"conditions": [definition["conditions"][0]]}) == 0
+    assert segments.count({"conditions": [definition["conditions"][2]]}) == 0
+    with pytest.raises(ValidationError):  # an unsaved filter still says what is gone
+        segments.count(definition, check_refs=True)

@@ -40,7 +40,7 @@ def segment_preview_count():
     body = json_body()
     if "definition" not in body:
         raise ValidationError("definition: is required", [{"field": "definition", "message": "is required"}])
-    return jsonify({"count": service.count(body["definition"]), "total": service.total_users()})
+    return jsonify({"count": service.count(body["definition"], check_refs=True), "total": service.total_users()})
 
 
 @bp.get("/segments/<int:segment_id>")

@@ -140,7 +140,8 @@ def _text(value) -> str | None:
 
 
 class _Validator:
-    def __init__(self):
+    def __init__(self, check_refs: bool = True):
+        self.check_refs = check_refs
         self.errors = _Errors()
         self.count = 0
         self._types: dict[str, str] | None = None
@@ -206,13 +207,13 @@ class _Validator:
             ident = _whole(raw.get("campaignId"))
             if ident is None or not 1 <= ident <= MAX_INT:
                 self.errors.add(f"{field}.campaignId", "must be a campaign id")
-            elif db.session.get(Campaign, ident) is None:
+            elif self.check_refs and db.session.get(Campaign, ident) is None:
                 self.errors.add(f"{field}.campaignId", f"there is no campaign {ident}")
             return {"type": "campaign", "event": event, "campaignId": ident, "negate": negate is True}
         ident = _whole(raw.get("listId"))
         if ident is None or not 1 <= ident <= MAX_INT:
             self.errors.add(f"{field}.listId", "must be a list id")
-        elif db.session.get(UserList, ident) is None:
+        elif self.check_refs and db.session.get(UserList, ident) is None:
             self.errors.add(f"{field}.listId", f"there is no list {ident}")
         return {"type": "list", "listId": ident, "negate": negate is True}
 
@@ -222,6 +223,9 @@ class _Validator:
             self.errors.add(f"{field}.attribute", "must be an attribute name")
             return {}
         kind = self.types.get(name)
+        if kind not in OPERATORS and not self.check_refs and raw.get("operator") in OPERATOR_LABELS:
+            # a saved segment whose attribute left the registry: it compiles to "nobody has it"
+            return {key: raw[key] for key in ("type", "attribute", "operator", "value") if key in raw}
         if kind not in OPERATORS:
             self.errors.add(f"{field}.attribute", f'there is no attribute "{name}"')
             return {}
@@ -275,9 +279,11 @@ class _Validator:
         return clean
 
 
-def validate(definition, field: str = "definition") -> dict:
-    """A clean copy of the definition, or ValidationError naming each bad field."""
-    checker = _Validator()
+def validate(definition, field: str = "definition", check_refs: bool = True) -> dict:
+    """A clean copy of the definition, or ValidationError naming each bad field. With check_refs
+    False (counting a saved segment), campaigns, lists and attributes that no longer exist are
+    not errors: they match nobody (their negations everybody)."""
+    checker = _Validator(check_refs)
     clean = checker.tree(definition, field, depth=1, top=True)
     checker.errors.raise_if_any()
     return clean
@@ -447,6 +453,8 @@ def _tree(node: dict, types: dict[str, str], json) -> ColumnElement[bool]:
     for cond in node["conditions"]:
         if cond["type"] == "group":
             parts.append(_tree(cond, types, json))
+        elif cond["type"] == "attribute" and cond["attribute"] not in types:  # gone from the registry
+            parts.append(true() if cond["operator"] in NEGATIVE or cond["operator"] == "not_exists" else false())
         elif cond["type"] == "attribute":
             parts.append(_attribute(cond, types[cond["attribute"]], json))
         else:
@@ -465,8 +473,10 @@ def compile(definition: dict, types: dict[str, str] | None = None) -> ColumnElem
     return _tree(definition, types if types is not None else attribute_types(), json)
 
 
-def count(definition: dict) -> int:
-    clean = validate(definition)
+def count(definition: dict, *, check_refs: bool = False) -> int:
+    """Users matching now. A saved definition may name a campaign, list or attribute deleted
+    since: that is not an error here (check_refs=True for an unsaved filter being edited)."""
+    clean = validate(definition, check_refs=check_refs)
     return db.session.scalar(select(func.count()).select_from(User).where(compile(clean))) or 0
 
 

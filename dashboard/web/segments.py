@@ -256,7 +256,7 @@ def _choices() -> dict:
 def _count_context(definition: dict, paths: dict[str, int], rows: list[dict]) -> dict:
     """The live count, or the problems that stop it (never a 500 for an incomplete filter)."""
     try:
-        matched = service.count(definition)
+        matched = service.count(definition, check_refs=True)
         errors, other = {}, []
     except ValidationError as err:
         matched = None

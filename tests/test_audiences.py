@@ -31,7 +31,7 @@ PRO = {"match": "all", "conditions": [{"type": "attribute", "attribute": "plan",
 
 def make_users(n: int, **extra) -> None:
     """n users; every third is on the free plan, the rest pro; each has firstName and an email."""
-    for name, kind in (("plan", "string"), ("firstName", "string"), ("score", "number")):
+    for name, kind in (("plan", "string"), ("firstName", "string"), ("score", "number"), ("offer", "string")):
         if db.session.get(UserAttribute, name) is None:
             db.session.add(UserAttribute(name=name, type=kind))
     db.session.add_all([

@@ -15,7 +15,17 @@ from sqlalchemy.dialects import postgresql
 
 from dashboard.errors import LifecycleError, ValidationError
 from dashboard.extensions import db
-from dashboard.models import Campaign, ListMember, Recipient, RecipientStatus, Segment, User, UserList, utcnow
+from dashboard.models import (
+    Campaign,
+    ListMember,
+    Recipient,
+    RecipientStatus,
+    Segment,
+    User,
+    UserAttribute,
+    UserList,
+    utcnow,
+)
 from dashboard.services import audit, recipients
 from dashboard.services import campaigns as campaign_service
 from dashboard.services.actor import Actor
@@ -158,6 +168,9 @@ def materialise(campaign: Campaign) -> int:
     campaign.audience_name = chosen.name[:200]
     dialect = db.session.get_bind().dialect.name
     keys = [v["key"] for v in campaign_service.send_version(campaign).variable_schema]
+    if keys:  # only the variables that are attribute names cost work per row
+        known = set(db.session.scalars(select(UserAttribute.name).where(UserAttribute.name.in_(keys))))
+        keys = [k for k in keys if k in known]
     now = utcnow()
     head = (literal(campaign.id), )
     tail = (literal(RecipientStatus.PENDING.value), literal(0), literal(now, Recipient.created_at.type))

@@ -79,6 +79,9 @@ def test_hour_toggle_and_the_viewers_time_zone(client, logged_in):
         "20 Nov 18:00", "20 Nov 19:00", "20 Nov 20:00", "20 Nov 21:00"]
     day = section(client, c.id, bucket="day")
     assert 'aria-current="true" data-testid="bucket-day"' in day and "per day" in day
+    # days are UTC days, labelled by their UTC date (not the Tokyo date of UTC midnight)
+    assert "Times in UTC" in day and re.findall(r'<th scope="row">([^<]+)</th>',
+                                                day.split("<details", 1)[1]) == ["20 Nov"]
     assert client.get(f"/campaigns/{c.id}/_report?bucket=week").status_code == 400
 
 

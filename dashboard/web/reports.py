@@ -5,7 +5,7 @@ viewer's time zone), templates/_charts.html draws it."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
 
@@ -58,7 +58,9 @@ def chart_model(series: dict, title: str) -> dict | None:
     if not points:
         return None
     bucket = series["bucket"]
-    tz = timefmt.zone(timefmt.viewer_zone_name())
+    # Buckets are UTC hours and days: hours are labelled in the viewer's zone (an hour is an hour
+    # anywhere, give or take a half-hour zone), days by their UTC date (a UTC day is not a local one).
+    tz = timefmt.zone(timefmt.viewer_zone_name()) if bucket == "hour" else UTC
     zone_label = timefmt.zone_label(tz)
     moments = [datetime.fromisoformat(p["t"]) for p in points]
     peak = max(max(p[key] for key, _, _ in SERIES) for p in points)

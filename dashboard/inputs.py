@@ -26,14 +26,16 @@ def text_problem(value: str) -> str | None:
     return f"contains a control character ({code}); only tab and line breaks are allowed"
 
 
-def json_problem(data, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+def json_problem(data, max_depth: int = MAX_JSON_DEPTH, texts: bool = True) -> tuple[str, str] | None:
     """The first (field, problem) in a parsed JSON document: too deep, or a key or string that
-    breaks the text rule. Walks without recursion, keys included."""
+    breaks the text rule. Walks without recursion, keys included. `texts=False` checks the depth
+    only: for a body whose raw text has no backslash, where (JSON allowing no raw control
+    characters in strings, and UTF-8 no surrogates) no string can break the rule."""
     stack = [(data, "", 1)]
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
-            if problem := text_problem(value):
+            if texts and (problem := text_problem(value)):
                 return path or "body", problem
         elif isinstance(value, (dict, list)):
             if depth > max_depth:
@@ -41,11 +43,14 @@ def json_problem(data, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | Non
             if isinstance(value, dict):
                 items = []
                 for key, inner in value.items():
+                    if not texts and not isinstance(inner, (dict, list)):
+                        continue
                     child = f"{path}.{key}" if path else str(key)
-                    if problem := text_problem(key):
+                    if texts and (problem := text_problem(key)):
                         return path or "body", f"has a key that {problem}"
                     items.append((inner, child, depth + 1))
             else:
-                items = [(inner, f"{path}[{i}]", depth + 1) for i, inner in enumerate(value)]
+                items = [(inner, f"{path}[{i}]", depth + 1) for i, inner in enumerate(value)
+                         if texts or isinstance(inner, (dict, list))]
             stack.extend(reversed(items))
     return None

@@ -24,7 +24,9 @@ def check_json_body():
     if (request.content_length or 0) > MAX_JSON_BYTES or len(request.get_data()) > MAX_JSON_BYTES:
         raise TooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // (1024 * 1024)} MB.")
     try:
-        problem = json_problem(request.get_json(silent=True))  # parsed once; views read the cached result
+        # Parsed once (views read the cached result); strings are checked only when the raw body
+        # has an escape, the one way a JSON string can hold a control character or a surrogate.
+        problem = json_problem(request.get_json(silent=True), texts=b"\\" in request.get_data())
     except RecursionError:
         problem = ("body", f"is nested more than {MAX_JSON_DEPTH} levels deep")
     if problem:

@@ -7,6 +7,7 @@ never scrolls sideways at 390 px. Screenshots (1280 and 390 px) go to $HERALD_SE
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -45,8 +46,13 @@ def directory() -> int:
     return vip.id
 
 
-def count_text(page) -> str:
-    return page.locator("#segment-count").inner_text()
+@contextmanager
+def redrawn(page):
+    """Wait for the builder's HTMX redraw that the action inside starts (typing into a row before
+    it is redrawn would type into the input being replaced)."""
+    with page.expect_response(lambda r: r.url.endswith("/audiences/segments/builder")):
+        yield
+    page.wait_for_timeout(150)  # swap and settle
 
 
 def test_build_a_segment_with_a_live_count(page, live_server, make_account):
@@ -63,11 +69,11 @@ def test_build_a_segment_with_a_live_count(page, live_server, make_account):
 
     # Row 0 starts as an attribute row: pick age, "≥", type 50: the count follows the typing.
     row = page.locator("#row-0")
-    row.get_by_label("Attribute").select_option("age")
-    page.wait_for_load_state("networkidle")
+    with redrawn(page):  # the builder redraws the row for the attribute's type
+        row.get_by_label("Attribute").select_option("age")
     expect(row.get_by_label("Operator")).to_contain_text("≥")
-    row.get_by_label("Operator").select_option(label="≥")
-    page.wait_for_load_state("networkidle")  # the builder redraws the row for the operator
+    with redrawn(page):  # ... and for the operator (its value input)
+        row.get_by_label("Operator").select_option(label="≥")
     expect(row.get_by_label("Value")).to_have_attribute("type", "number")
     row.get_by_label("Value").press_sequentially("50", delay=40)
     expect(page.locator("#segment-count")).to_contain_text("11 of 40 users match", timeout=10_000)

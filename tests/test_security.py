@@ -70,7 +70,7 @@ EXPECTED = {
     "segments.count": ALL, "segments.new": WRITE, "segments.create": WRITE, "segments.edit": WRITE,
     "segments.update": WRITE, "segments.builder": WRITE, "segments.count_preview": WRITE,
     "segments.confirm_delete": WRITE, "segments.delete": WRITE,
-    "api.segment_list": ALL, "api.segment_read": ALL, "api.segment_count": ALL, "api.segment_preview_count": ALL,
+    "api.segment_list": ALL, "api.segment_read": ALL, "api.segment_count": ALL, "api.segment_preview_count": WRITE,
     "api.segment_create": WRITE, "api.segment_edit": WRITE, "api.segment_delete": WRITE,
     "api.campaign_audience_freeze": WRITE, "campaigns.audience_set": WRITE, "campaigns.audience_freeze": WRITE,
     "campaigns.audience_count": WRITE,

@@ -34,7 +34,7 @@ def segment_list():
 
 
 @bp.post("/segments/count")
-@roles(*ALL_ROLES)
+@roles(*WRITERS)  # a builder's tool, like every POST: support reads saved segments' counts by GET
 def segment_preview_count():
     """The count of an unsaved definition (a builder's filter as it is being edited)."""
     body = json_body()

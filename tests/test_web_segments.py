@@ -84,12 +84,72 @@ def test_live_count_and_row_errors(client, logged_in, directory):
     response = client.post("/audiences/segments/count", data=form(token, plan, half), headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "Finish the highlighted condition" in html
-    assert re.search(r'id="row-err-1" hx-swap-oob="true">Must be a number<', html)
+    assert "Enter a value to count the users who match." in text_of(html) and "of 3 users match" not in html
+    assert re.search(r'class="sb-prompt sb-error" id="row-err-1" hx-swap-oob="true">Enter a value to count<', html)
     assert re.search(r'id="row-err-0" hx-swap-oob="true"><', html)
+    half["value"] = "lots"  # typed, and wrong: an error
+    html = client.post("/audiences/segments/count", data=form(token, plan, half), headers=HX).get_data(as_text=True)
+    assert "Finish the highlighted condition" in html
+    assert re.search(r'class="field-error sb-error" id="row-err-1" hx-swap-oob="true">Must be a number<', html)
+    empty_text = {"kind": "attribute", "attribute": "plan", "operator": "eq", "value": " "}
+    html = client.post("/audiences/segments/count", data=form(token, empty_text), headers=HX).get_data(as_text=True)
+    assert "Enter a value to count" in html and "0 of 3" not in html  # no count for a filter not written yet
     campaign = {"kind": "campaign", "event": "read", "campaign": "", "negate": "0"}
     html = client.post("/audiences/segments/count", data=form(token, campaign), headers=HX).get_data(as_text=True)
     assert re.search(r'id="row-err-0" hx-swap-oob="true">Pick a campaign<', html)
+
+
+def test_count_ignores_the_intent(client, logged_in, directory):
+    """HTMX sends the last button the form saw focused with every request from the form: Tab from
+    a value onto a row's Remove sent intent=remove-0 with the count, which left row 0 out."""
+    logged_in("marketer")
+    token = _token(client)
+    plan = {"kind": "attribute", "attribute": "plan", "operator": "eq", "value": "pro"}
+    older = {"kind": "attribute", "attribute": "age", "operator": "gt", "value": "30"}
+    for intent in ("remove-0", "add-attribute", "add-group", "save"):
+        html = client.post("/audiences/segments/count", data=form(token, plan, older, intent=intent),
+                           headers=HX).get_data(as_text=True)
+        assert "1 of 3 users match" in text_of(html), intent
+        assert 'id="row-err-2"' not in html  # no row was added either
+
+
+def test_a_new_segment_starts_with_everyone(client, logged_in, directory):
+    logged_in("marketer")
+    html = client.get("/audiences/segments/new").get_data(as_text=True)
+    assert 'name="rows" value="0"' in html and 'id="row-0"' not in html
+    assert "All 3 users — add a condition to narrow it" in text_of(html)
+    assert "0 of 3" not in html
+
+
+def test_new_rows_ask_for_their_value(client, logged_in, directory):
+    """A new row (the first attribute is a number here) asks for its value; no "Must be a number"
+    before the user typed anything, and no count of a filter not written yet."""
+    logged_in("marketer")
+    token = _token(client)
+    for intent in ("add-attribute", "add-group"):
+        html = client.post("/audiences/segments/builder", data=form(token, intent=intent), headers=HX).get_data(
+            as_text=True)
+        assert "Must be a number" not in html, intent
+        assert re.search(r'class="sb-prompt sb-error" id="row-err-\d">Enter a value to count<', html), intent
+        assert "Enter a value to count the users who match." in text_of(html) and "of 3 users match" not in html
+    inactive = client.post("/audiences/segments/builder", data=form(token, intent="add-inactive"),
+                           headers=HX).get_data(as_text=True)
+    assert "of 3 users match" in text_of(inactive)  # a complete row (30 days) counts at once
+
+
+def test_builder_keeps_where_rows_came_from(client, logged_in, directory):
+    """Each redrawn row says which row of the sent form it was (data-was): the page carries text
+    typed during the redraw into the right row after a removal renumbers them."""
+    logged_in("marketer")
+    token = _token(client)
+    plan = {"kind": "attribute", "attribute": "plan", "operator": "eq", "value": "pro"}
+    older = {"kind": "attribute", "attribute": "age", "operator": "gt", "value": "30"}
+    html = client.post("/audiences/segments/builder", data=form(token, plan, older, intent="remove-0"),
+                       headers=HX).get_data(as_text=True)
+    assert re.search(r'id="row-0" data-was="1"', html) and 'id="row-1"' not in html
+    html = client.post("/audiences/segments/builder", data=form(token, plan, intent="add-list"),
+                       headers=HX).get_data(as_text=True)
+    assert re.search(r'id="row-0" data-was="0"', html) and re.search(r'id="row-1">', html)
 
 
 def test_builder_structure_changes(client, logged_in, directory):
@@ -157,6 +217,13 @@ def test_save_errors_show_next_to_fields(client, logged_in, directory):
     assert 'id="name-error">Is required<' in html
     assert re.search(r'id="row-err-0">The low end must not be above the high end<', html)
     assert db.session.query(Segment).count() == 0
+    blank = {"kind": "attribute", "attribute": "plan", "operator": "contains", "value": ""}
+    response = client.post("/audiences/segments/new", data=form(token, blank, name="", intent="save"))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'id="name-error">Is required<' in html
+    assert re.search(r'class="field-error sb-error" id="row-err-0">Enter a value<', html)
+    response = client.post("/audiences/segments/new", data=form(token, blank, name="Blank", intent="save"))
+    assert response.status_code == 400 and db.session.query(Segment).count() == 0
     segments.create({"name": "Taken", "definition": {}}, ACTOR)
     html = client.post("/audiences/segments/new", data=form(token, name="Taken", intent="save")).get_data(as_text=True)
     assert "already exists" in html

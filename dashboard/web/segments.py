@@ -59,7 +59,7 @@ def rows_from_form(form) -> list[dict]:
         renumber[i] = len(rows)
         parent = _int(form.get(f"c-{i}-parent"))
         rows.append({
-            "kind": kind, "parent": parent,
+            "kind": kind, "parent": parent, "was": i,
             "attribute": form.get(f"c-{i}-attribute", ""), "operator": form.get(f"c-{i}-operator", ""),
             "value": form.get(f"c-{i}-value", ""), "value2": form.get(f"c-{i}-value2", ""),
             "event": form.get(f"c-{i}-event", "received"), "campaign": form.get(f"c-{i}-campaign", ""),
@@ -132,6 +132,27 @@ def normalise(rows: list[dict], types: dict[str, str]) -> None:
         row["type"] = kind
         if kind and row["operator"] not in service.OPERATORS[kind]:
             row["operator"] = service.OPERATORS[kind][0]
+
+
+def blank_rows(rows: list[dict], types: dict[str, str]) -> dict[int, str]:
+    """Rows still waiting for their value (a new row, or one cleared): what to ask for. These are
+    prompts, not errors: an untouched row never says "Must be a number"."""
+    asks: dict[int, str] = {}
+    for i, row in enumerate(rows):
+        if row["kind"] == "inactive" and not str(row["days"]).strip():
+            asks[i] = "Enter a number of days"
+        if row["kind"] != "attribute" or not types.get(row["attribute"]):
+            continue
+        op = row["operator"]
+        if op in service.NO_VALUE:
+            continue
+        if op == "between":
+            if not (row["value"] or "").strip() or not (row["value2"] or "").strip():
+                asks[i] = "Enter both ends of the range to count"
+        elif not (row["value"] or "").strip():
+            asks[i] = ("Enter a number of days to count" if op in ("within_last_days", "more_than_days_ago")
+                       else "Enter a value to count")
+    return asks
 
 
 def _attribute_value(row: dict, kind: str | None):
@@ -253,39 +274,48 @@ def _choices() -> dict:
     return {"campaign_choices": campaigns, "list_choices": lists}
 
 
-def _count_context(definition: dict, paths: dict[str, int], rows: list[dict]) -> dict:
-    """The live count, or the problems that stop it (never a 500 for an incomplete filter)."""
+def _count_context(definition: dict, paths: dict[str, int], rows: list[dict], types: dict[str, str]) -> dict:
+    """The live count, or the problems that stop it (never a 500 for an incomplete filter). A row
+    without its value yet asks for it (a prompt, not an error) and stops the count: an empty value
+    would count "0 of N" for a filter nobody has written."""
+    asks = blank_rows(rows, types)
     try:
         matched = service.count(definition, check_refs=True)
         errors, other = {}, []
     except ValidationError as err:
         matched = None
         errors, other = row_errors(err.details, paths)
+    if asks:
+        matched = None
+        errors.update(asks)
     return {"matched": matched, "total": service.total_users(), "row_errors": errors, "other_errors": other,
-            "row_count": len(rows)}
+            "row_count": len(rows), "row_prompts": set(asks)}
 
 
 def _builder_context(match: str, rows: list[dict], types: dict[str, str], *, with_count: bool = True) -> dict:
     normalise(rows, types)
     definition, paths = definition_from_rows(match, rows, types)
     context = {"match": match, "rows": rows, "types": types, "operators": service.OPERATORS,
-               "labels": service.OPERATOR_LABELS, "no_value": service.NO_VALUE, **_choices()}
+               "labels": service.OPERATOR_LABELS, "no_value": service.NO_VALUE, "row_prompts": set(), **_choices()}
     if with_count:
-        context.update(_count_context(definition, paths, rows))
+        context.update(_count_context(definition, paths, rows, types))
     return context
 
 
-def _form_state(types: dict[str, str]) -> tuple[str, list[dict]]:
+def _form_state(types: dict[str, str], *, structural: bool = True) -> tuple[str, list[dict]]:
+    """The builder's match and rows; with `structural`, after the add/remove its `intent` asks for."""
     match = request.form.get("match", "all")
     rows = rows_from_form(request.form)
-    apply_intent(rows, request.form.get("intent", ""), types)
+    if structural:
+        apply_intent(rows, request.form.get("intent", ""), types)
     return (match if match in ("all", "any") else "all"), rows
 
 
 def _editor(segment: Segment | None, name: str, description: str, match: str, rows: list[dict],
             types: dict[str, str], errors: dict | None = None, status: int = 200):
     context = _builder_context(match, rows, types)
-    if errors:  # a failed save: its problems win over the live count's
+    if errors:  # a failed save: its problems win over the live count's (and are errors, not prompts)
+        context["row_prompts"] = set()
         context["row_errors"] = errors.get("rows", {}) or context["row_errors"]
         context["other_errors"] = errors.get("other", []) or context["other_errors"]
     return render_template("audiences/segment_form.html", segment=segment, name=name, description=description,
@@ -302,10 +332,15 @@ def _save(segment: Segment | None):
     definition, paths = definition_from_rows(match, rows, types)
     data = {"name": name, "description": description, "definition": definition}
     try:
+        if blank_rows(rows, types):  # an empty value is a condition not written yet, not "is the empty text"
+            service._clean(data, partial=False)  # noqa: SLF001 -- the name's and other rows' problems, nothing saved
+            raise ValidationError("Some conditions have no value yet.", [])
         saved = service.update(segment.id, data, current_actor()) if segment else service.create(data, current_actor())
     except ValidationError as err:
         fields = {d["field"]: d["message"] for d in err.details if d.get("field") in ("name", "description")}
         by_row, other = row_errors([d for d in err.details if d.get("field", "").startswith("definition")], paths)
+        for i, ask in blank_rows(rows, types).items():
+            by_row[i] = ask.removesuffix(" to count")
         return _editor(segment, name, description, match, rows, types,
                        {"fields": fields, "rows": by_row, "other": other}, 400)
     matched = service.count(saved.definition)
@@ -339,8 +374,7 @@ def count(segment_id: int):
 @roles(*WRITERS)
 def new():
     types = service.attribute_types()
-    rows = [_new_row("attribute", None, types)] if types else []
-    return _editor(None, "", "", "all", rows, types)
+    return _editor(None, "", "", "all", [], types)  # no rows: everyone, until a condition narrows it
 
 
 @bp.post("/new")
@@ -380,10 +414,13 @@ def builder():
 def count_preview():
     """HTMX: the live count of the unsaved filter, and each row's problem out of band."""
     types = service.attribute_types()
-    match, rows = _form_state(types)
+    # A count never changes the form: HTMX sends the last button the form saw focused (Tab from a
+    # value onto "Remove" would send remove-N), so the intent is not read here.
+    match, rows = _form_state(types, structural=False)
     normalise(rows, types)
     definition, paths = definition_from_rows(match, rows, types)
-    return render_template("audiences/_segment_count.html", oob=True, **_count_context(definition, paths, rows))
+    return render_template("audiences/_segment_count.html", oob=True,
+                           **_count_context(definition, paths, rows, types))
 
 
 @bp.get("/<int:segment_id>/delete")

@@ -90,7 +90,7 @@ def settled(page) -> None:
 
 
 def add_attribute_row(page, index: int, attribute: str) -> None:
-    """Row `index` set to `attribute` (a new segment starts with one empty attribute row)."""
+    """Row `index` set to `attribute` (a new segment starts with no rows: "Attribute" adds one)."""
     row = page.locator(f"#row-{index}")
     if not row.count():
         page.locator(".sb-add").last.get_by_role("button", name="Attribute", exact=True).click()
@@ -106,10 +106,9 @@ def add_attribute_row(page, index: int, attribute: str) -> None:
 
 def leave_field(page) -> None:
     """Click outside the field (on the page heading) and let the count its change event asks for
-    come back. Two builder quirks this steps around, reported to SEGMENTS: clicking "add" straight
-    from a changed field can lose the click (the count the blur starts 200 ms later replaces the
-    in-flight redraw: hx-sync on the form), and Tab onto a row's Remove button makes HTMX send that
-    button's intent (remove-N) with the change's count, so the count leaves the row out."""
+    come back, so the test reads a settled count. (It once also stepped around two builder races,
+    now fixed and tested in test_browser_segments.test_builder_with_a_slow_server: a count that
+    cancelled a redraw in flight, and a count sent with a focused Remove button's intent.)"""
     page.locator("h1").click()
     page.wait_for_timeout(350)
     settled(page)

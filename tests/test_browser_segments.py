@@ -67,10 +67,19 @@ def test_build_a_segment_with_a_live_count(page, live_server, make_account):
     page.get_by_label("Name").fill("Older VIPs")
     page.get_by_label("Description").fill("50+ and on the VIP list")
 
-    # Row 0 starts as an attribute row: pick age, "≥", type 50: the count follows the typing.
+    # A new segment has no conditions yet: everyone, and it says how to narrow it.
+    expect(page.locator("#segment-count")).to_contain_text("All 40 users — add a condition to narrow it")
+    expect(page.locator("#row-0")).to_have_count(0)
+    shot(page, "1b-new")
+
+    # Row 0: an attribute row asks for its value (no error yet); pick age, "≥", type 50: the count
+    # follows the typing.
+    with redrawn(page):
+        page.locator(".sb-add").last.get_by_role("button", name="Attribute", exact=True).click()
     row = page.locator("#row-0")
-    with redrawn(page):  # the builder redraws the row for the attribute's type
-        row.get_by_label("Attribute").select_option("age")
+    expect(page.locator("#row-err-0")).to_have_text("Enter a value to count")
+    expect(page.locator("#segment-count")).to_contain_text("Enter a value to count the users who match.")
+    expect(row.get_by_label("Attribute")).to_have_value("age")  # the first attribute: the row has its operators
     expect(row.get_by_label("Operator")).to_contain_text("≥")
     with redrawn(page):  # ... and for the operator (its value input)
         row.get_by_label("Operator").select_option(label="≥")
@@ -122,3 +131,67 @@ def test_build_a_segment_with_a_live_count(page, live_server, make_account):
     expect(page.get_by_text("Segment “Older VIPs” deleted.")).to_be_visible()
     db.session.expire_all()
     assert db.session.scalars(select(Segment)).all() == []
+
+
+def test_builder_with_a_slow_server(page, live_server, make_account):
+    """Redraws held back (a slow server): a count never cancels one, text typed during one is
+    kept (in the row it belongs to after a removal renumbers the rows), and Tab onto a row's
+    Remove counts with that row still in."""
+    directory()
+    _sign_in(page, live_server, make_account("marketer").email)
+    page.goto(f"{live_server}/audiences/segments/new")
+    with redrawn(page):
+        page.locator(".sb-add").last.get_by_role("button", name="Attribute", exact=True).click()
+    row = page.locator("#row-0")
+    with redrawn(page):
+        row.get_by_label("Operator").select_option(label="≥")
+    held = []
+
+    def keep(route):
+        held.append(route)
+
+    def hold(action):
+        page.route("**/audiences/segments/builder", keep)
+        action()
+        for _ in range(50):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert len(held) == 1
+
+    def release():
+        page.wait_for_timeout(900)  # the count the blur or the typing asks for is due by now
+        with page.expect_response(lambda r: r.url.endswith("/audiences/segments/builder")):
+            held.pop().continue_()
+        page.unroute("**/audiences/segments/builder", keep)
+        page.wait_for_timeout(300)
+
+    # Type a value and click "Attribute" at once: the count the blur starts must not cancel the redraw.
+    row.get_by_label("Value").fill("50")
+    hold(lambda: page.locator(".sb-add").last.get_by_role("button", name="Attribute", exact=True).click())
+    release()
+    expect(page.locator("#row-1")).to_be_visible()
+    expect(page.locator("#row-1").get_by_label("Value")).to_have_value("")
+    expect(page.locator("#row-0").get_by_label("Value")).to_have_value("50")
+    expect(page.locator("#row-err-1")).to_have_text("Enter a value to count")
+    expect(page.locator("#row-err-1")).not_to_contain_text("Must be a number")
+
+    # Remove row 0 and, while that redraw is in flight, type into row 1: the text lands in the
+    # same condition, now row 0, and is counted (age = 30: one user).
+    hold(lambda: page.locator("#row-0").get_by_role("button", name="Remove this condition").click())
+    page.locator("#row-1").get_by_label("Value").press_sequentially("30", delay=40)
+    release()
+    expect(page.locator("#row-1")).to_have_count(0)
+    expect(page.locator("#row-0").get_by_label("Value")).to_have_value("30")
+    expect(page.locator("#segment-count")).to_contain_text("1 of 40 users match", timeout=10_000)
+
+    # Tab from the value onto Remove: the count still includes the row (age = 99: nobody).
+    value = page.locator("#row-0").get_by_label("Value")
+    value.fill("99")
+    value.press("Tab")
+    expect(page.locator("#row-0").get_by_role("button", name="Remove this condition")).to_be_focused()
+    expect(page.locator("#segment-count")).to_contain_text("0 of 40 users match", timeout=10_000)
+    page.wait_for_timeout(800)
+    expect(page.locator("#segment-count")).to_contain_text("0 of 40 users match")
+    expect(page.locator("#row-0")).to_be_visible()
+    shot(page, "6-builder-after-races")

@@ -43,11 +43,13 @@
     form.sbFocus = active && active.name && active.matches && active.matches(VALUE) && form.contains(active) ? active.name : null;
   });
   document.addEventListener("htmx:afterRequest", function (event) {
-    // The redraw's button is detached by now (its rows were swapped): find the busy form instead.
-    // While it is busy every other builder request is dropped, so a request that is not the
-    // form's own (a count aborted by the redraw) is the redraw.
+    // The redraw's button is detached by now (its rows were swapped), so HTMX fires this on the
+    // form with detail.elt = the form: the requesting element is requestConfig.elt. While the
+    // form is busy every other builder request is dropped, so a request that is not the form's
+    // own (a count aborted by the redraw) is the redraw.
     var form = document.querySelector("form.sb-form.sb-redrawing");
-    if (!form || event.detail.elt === form) { return; }
+    var config = event.detail.requestConfig, elt = (config && config.elt) || event.detail.elt;
+    if (!form || elt === form) { return; }
     form.classList.remove("sb-redrawing");
     var builder = document.getElementById("segment-builder");
     if (builder) { builder.removeAttribute("aria-busy"); }

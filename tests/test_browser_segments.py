@@ -79,6 +79,7 @@ def test_build_a_segment_with_a_live_count(page, live_server, make_account):
     row = page.locator("#row-0")
     expect(page.locator("#row-err-0")).to_have_text("Enter a value to count")
     expect(page.locator("#segment-count")).to_contain_text("Enter a value to count the users who match.")
+    shot(page, "1c-first-row")
     expect(row.get_by_label("Attribute")).to_have_value("age")  # the first attribute: the row has its operators
     expect(row.get_by_label("Operator")).to_contain_text("≥")
     with redrawn(page):  # ... and for the operator (its value input)

@@ -28,6 +28,25 @@ class ValidationError(AppError):
     title = "Please fix the highlighted problems"
 
 
+class FieldErrors:
+    """Problems collected by field while a body is checked whole, raised as one ValidationError
+    whose message names the first and counts the rest."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append({"field": field, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            first = self.items[0]
+            summary = f"{first['field']}: {first['message']}"
+            if len(self.items) > 1:
+                summary += f" (and {len(self.items) - 1} more problem{'s' if len(self.items) > 2 else ''})"
+            raise ValidationError(summary, self.items)
+
+
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"

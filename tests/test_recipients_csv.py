@@ -220,6 +220,11 @@ def test_users_csv_import_skips_rows_with_control_characters(client, logged_in):
     data = b"userId,name,email\nu1,Ann,a@x.test\nu2,B\x1bo,b@x.test\n"
     response = client.post("/users/import", data={"csrf_token": token, "file": (io.BytesIO(data), "users.csv")},
                            content_type="multipart/form-data")
-    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    review = response.headers["Location"]
+    preview = client.get(review).get_data(as_text=True)  # the preview names the bad row; nothing saved yet
+    assert "contains a control character (U+001B)" in preview
+    assert db.session.scalars(select(User.user_id)).all() == []
+    done = client.post(review, data={"csrf_token": token})
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "1 new" in page and "row 3: name contains a control character (U+001B)" in page
     assert db.session.scalars(select(User.user_id)).all() == ["u1"]

@@ -6,8 +6,6 @@ Members need not be in the user directory."""
 from __future__ import annotations
 
 import json
-import secrets
-import zlib
 from dataclasses import dataclass
 
 from sqlalchemy import String, bindparam, func, insert, literal, select, text
@@ -25,7 +23,7 @@ from dashboard.recipients_csv.validation import user_id_problem
 from dashboard.services import audit
 from dashboard.services import campaigns as campaign_service
 from dashboard.services.actor import Actor
-from dashboard.services.uploads import MAX_ERRORS_IN_JSON, STAGE_TTL, UploadError, write_csv
+from dashboard.services.uploads import MAX_ERRORS_IN_JSON, STAGE_TTL, UploadError, load_staged, stage_json, write_csv
 
 MAX_PER_CALL = 10_000
 MAX_NAME = 200
@@ -359,22 +357,14 @@ def check_csv(list_id: int, stream) -> dict:
     if len(errors) > MAX_ERRORS_IN_JSON:
         warnings.append({"message": f"Showing the first {MAX_ERRORS_IN_JSON:,} of {len(errors):,} errors; "
                                     "download the rejected rows for all."})
-    token = secrets.token_urlsafe(24)
     staged = {"listId": list_id, "accepted": ids, "preview": preview,
               "rejectedCsv": write_csv([*table.header, "error"], rejected_rows)}
-    get_redis().set(_key(token), zlib.compress(json.dumps(staged, separators=(",", ":")).encode(), 1), ex=STAGE_TTL)
-    preview["token"] = token
+    preview["token"] = stage_json(_key, staged)
     return preview
 
 
 def _load(list_id: int, token: str) -> dict:
-    raw = get_redis().get(_key(token)) if token and len(token) < 100 else None
-    if raw is None:
-        raise NotFound("This upload has expired or does not exist. Upload the file again.")
-    staged = json.loads(zlib.decompress(raw))
-    if staged["listId"] != list_id:
-        raise NotFound("This upload belongs to another list.")
-    return staged
+    return load_staged(_key, token, "listId", list_id, "list")
 
 
 def confirm_csv(list_id: int, token: str, actor: Actor) -> dict:

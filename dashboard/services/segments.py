@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.exc import IntegrityError
 
-from dashboard.errors import LifecycleError, NotFound, ValidationError, is_unique_violation
+from dashboard.errors import FieldErrors, LifecycleError, NotFound, ValidationError, is_unique_violation
 from dashboard.extensions import db
 from dashboard.models import Campaign, CampaignStatus, LinkClick, ListMember, Notification, Recipient, RecipientStatus
 from dashboard.models.base import utcnow
@@ -83,20 +83,6 @@ OPERATOR_LABELS = {
 # validation
 
 
-class _Errors:
-    def __init__(self):
-        self.items: list[dict] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.items.append({"field": field, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            first = self.items[0]
-            summary = f"{first['field']}: {first['message']}"
-            if len(self.items) > 1:
-                summary += f" (and {len(self.items) - 1} more problem{'s' if len(self.items) > 2 else ''})"
-            raise ValidationError(summary, self.items)
 
 
 def attribute_types() -> dict[str, str]:
@@ -142,7 +128,7 @@ def _text(value) -> str | None:
 class _Validator:
     def __init__(self, check_refs: bool = True):
         self.check_refs = check_refs
-        self.errors = _Errors()
+        self.errors = FieldErrors()
         self.count = 0
         self._types: dict[str, str] | None = None
         self.campaign_ids: set[int] = set()
@@ -500,7 +486,7 @@ def list_all() -> list[Segment]:
 
 
 def _clean(data, *, partial: bool) -> dict:
-    errors = _Errors()
+    errors = FieldErrors()
     if not isinstance(data, dict):
         raise ValidationError("Send a JSON object with name and definition.",
                               [{"field": "body", "message": "must be an object"}])

@@ -15,7 +15,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from dashboard import rendering
-from dashboard.errors import LifecycleError, NotFound, ValidationError, is_unique_violation
+from dashboard.errors import FieldErrors, LifecycleError, NotFound, ValidationError, is_unique_violation
 from dashboard.extensions import db
 from dashboard.models import Template, TemplateStatus, TemplateVersion, utcnow
 from dashboard.services import audit
@@ -39,23 +39,9 @@ def slugify(name: str) -> str:
     return slug[:60].strip("-") or "template"
 
 
-class _Errors:
-    def __init__(self):
-        self.items: list[dict] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.items.append({"field": field, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            first = self.items[0]
-            summary = f"{first['field']}: {first['message']}"
-            if len(self.items) > 1:
-                summary += f" (and {len(self.items) - 1} more problem{'s' if len(self.items) > 2 else ''})"
-            raise ValidationError(summary, self.items)
 
 
-def _clean_schema(raw, errors: _Errors) -> list[dict]:
+def _clean_schema(raw, errors: FieldErrors) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -112,7 +98,7 @@ def _clean_schema(raw, errors: _Errors) -> list[dict]:
     return schema
 
 
-def _clean_channels(raw, errors: _Errors, *, complete: bool = True) -> dict:
+def _clean_channels(raw, errors: FieldErrors, *, complete: bool = True) -> dict:
     """complete=False (the editor's live check) leaves out "required"/"at least one channel"."""
     if not isinstance(raw, dict) or not raw:
         if complete:
@@ -149,7 +135,7 @@ def _clean_channels(raw, errors: _Errors, *, complete: bool = True) -> dict:
     return channels
 
 
-def _check_placeholders(channels: dict, schema: list[dict], errors: _Errors) -> None:
+def _check_placeholders(channels: dict, schema: list[dict], errors: FieldErrors) -> None:
     keys = {v["key"] for v in schema}
     for name, content in channels.items():
         for field, text in content.items():
@@ -175,7 +161,7 @@ def validate(data: dict, current: dict | None = None) -> dict:
         raise ValidationError("The body must be a JSON object.")
     merged = dict(current or {})
     merged.update({k: v for k, v in data.items() if v is not None or k not in merged})
-    errors = _Errors()
+    errors = FieldErrors()
     name = merged.get("name")
     name = name.strip() if isinstance(name, str) else ""
     if not name:
@@ -203,7 +189,7 @@ def validate(data: dict, current: dict | None = None) -> dict:
 def content_problems(data: dict) -> list[dict]:
     """The variable and content rules of `validate` for an unsaved editor state (the live
     preview): undeclared placeholders, bad keys, URL rules; not the "still empty" ones."""
-    errors = _Errors()
+    errors = FieldErrors()
     schema = _clean_schema(data.get("variableSchema"), errors)
     channels = _clean_channels(data.get("channels"), errors, complete=False)
     _check_placeholders(channels, schema, errors)

@@ -70,12 +70,9 @@ def validate_upload(campaign_id: int, stream) -> dict:
                                                f"{len(result.errors):,} errors; download the rejected rows for all."})
     rejected_csv = write_csv([*result.header, "error"],
                              ([*cells, reason] for _, cells, reason in result.rejected_rows))
-    token = secrets.token_urlsafe(24)
     staged = {"campaignId": campaign.id, "revision": campaign.revision, "accepted": accepted,
               "rejectedCsv": rejected_csv, "preview": preview}
-    get_redis().set(_key(token), zlib.compress(json.dumps(staged, separators=(",", ":")).encode(), 1),
-                    ex=STAGE_TTL)
-    preview["token"] = token
+    preview["token"] = stage_json(_key, staged)
     return preview
 
 
@@ -83,14 +80,28 @@ def _key(token: str) -> str:
     return f"herald:upload:{token}"
 
 
-def load(campaign_id: int, token: str) -> dict:
-    raw = get_redis().get(_key(token)) if token and len(token) < 100 else None
+def stage_json(key, staged: dict) -> str:
+    """Keep a checked upload in Redis (compressed, for STAGE_TTL) under a new token; `key` makes
+    the Redis key from the token (each kind of upload has its own)."""
+    token = secrets.token_urlsafe(24)
+    get_redis().set(key(token), zlib.compress(json.dumps(staged, separators=(",", ":")).encode(), 1), ex=STAGE_TTL)
+    return token
+
+
+def load_staged(key, token: str, owner: str, owner_id: int, noun: str) -> dict:
+    """A staged upload, or NotFound when it expired, never existed, or belongs to another `noun`
+    (staged[owner] is not owner_id)."""
+    raw = get_redis().get(key(token)) if token and len(token) < 100 else None
     if raw is None:
         raise NotFound("This upload has expired or does not exist. Upload the file again.")
     staged = json.loads(zlib.decompress(raw))
-    if staged["campaignId"] != campaign_id:
-        raise NotFound("This upload belongs to another campaign.")
+    if staged[owner] != owner_id:
+        raise NotFound(f"This upload belongs to another {noun}.")
     return staged
+
+
+def load(campaign_id: int, token: str) -> dict:
+    return load_staged(_key, token, "campaignId", campaign_id, "campaign")
 
 
 def confirm(campaign_id: int, token: str, actor: Actor) -> dict:

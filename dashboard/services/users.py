@@ -32,12 +32,18 @@ def _zones() -> set[str]:
 
 
 def clean_user(entry) -> tuple[dict | None, str | None]:
+    clean, _, problem = clean_user_field(entry)
+    return clean, problem
+
+
+def clean_user_field(entry) -> tuple[dict | None, str | None, str | None]:
+    """(the directory row, None, None), or (None, the field at fault, why)."""
     if not isinstance(entry, dict):
-        return None, "must be an object with a userId"
+        return None, None, "must be an object with a userId"
     user_id = entry.get("userId")
     problem = user_id_problem(user_id.strip()) if isinstance(user_id, str) else "userId is required"
     if problem:
-        return None, problem
+        return None, "userId", problem
     clean = {"user_id": user_id.strip()}
     for field, column, limit in (("name", "name", 200), ("email", "email", 254), ("timezone", "timezone", 64)):
         value = entry.get(field)
@@ -45,15 +51,15 @@ def clean_user(entry) -> tuple[dict | None, str | None]:
             clean[column] = None
             continue
         if not isinstance(value, str) or len(value) > limit:
-            return None, f"{field} must be text of at most {limit} characters"
+            return None, field, f"{field} must be text of at most {limit} characters"
         if problem := text_problem(value):
-            return None, f"{field} {problem}"
+            return None, field, f"{field} {problem}"
         clean[column] = value.strip()
     if clean["email"] and not EMAIL_RE.match(clean["email"]):
-        return None, f'"{clean["email"]}" is not a valid email address'
+        return None, "email", f'"{clean["email"]}" is not a valid email address'
     if clean["timezone"] and clean["timezone"] not in _zones():
-        return None, f'"{clean["timezone"]}" is not a known time zone (use names like Europe/Oslo)'
-    return clean, None
+        return None, "timezone", f'"{clean["timezone"]}" is not a known time zone (use names like Europe/Oslo)'
+    return clean, None, None
 
 
 def attributes_problem(attrs, known: dict[str, str], new: dict[str, str]) -> tuple[str | None, str] | None:

@@ -101,10 +101,10 @@ def _entries(table, rows, columns: list[dict]) -> tuple[list[tuple[int, dict]], 
             except ValueError as err:
                 errors.append({"row": number, "column": name, "value": cell[:80], "message": str(err)})
                 bad = True
-        clean, problem = users.clean_user(entry)
+        clean, field, problem = users.clean_user_field(entry)
         if problem:
-            errors.append({"row": number, "column": header[table.user_id_index], "value": entry["userId"][:80],
-                           "message": problem})
+            index = table.user_id_index if field == "userId" else next(i for i, f in fields.items() if f == field)
+            errors.append({"row": number, "column": header[index], "value": cells[index][:80], "message": problem})
             continue
         if not bad:
             entry["attributes"] = attrs
@@ -131,7 +131,8 @@ def confirm(token: str, chosen: dict[str, str] | None = None) -> dict:
     types = {c["name"]: c["type"] for c in columns if not c["fixed"]}
     by_row: dict[int, list[str]] = {}
     for e in errors:
-        by_row.setdefault(e["row"], []).append(f"{e['column']}: {e['message']}")
+        said = e["message"] if e["message"].startswith(f"{e['column']} ") else f"{e['column']}: {e['message']}"
+        by_row.setdefault(e["row"], []).append(said)
     result = {"created": 0, "updated": 0,
               "errors": [{"row": row, "message": "; ".join(messages)} for row, messages in by_row.items()]}
     for start in range(0, len(entries), users.MAX_USERS):

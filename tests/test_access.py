@@ -20,10 +20,12 @@ def test_every_route_declares_an_access_rule(app):
 
 def test_only_login_and_healthz_are_public(app):
     """/metrics is for a scraper, so it checks its own credential instead of a session: the
-    HERALD_METRICS_TOKEN bearer token or a signed-in admin (tests/test_ops_metrics.py)."""
+    HERALD_METRICS_TOKEN bearer token or a signed-in admin (tests/test_ops_metrics.py). /c/<token>
+    is an email's tracked link, followed by recipients who have no account: it checks its own
+    signature instead (tests/test_clicks.py)."""
     public = sorted(r.rule for r in app.url_map.iter_rules()
                     if getattr(app.view_functions[r.endpoint], "is_public", False))
-    assert public == ["/healthz", "/login", "/metrics"]
+    assert public == ["/c/<path:token>", "/healthz", "/login", "/metrics"]
 
 
 @pytest.mark.parametrize("role", ["support", "marketer"])

@@ -23,7 +23,15 @@ from dashboard.recipients_csv.validation import user_id_problem
 from dashboard.services import audit
 from dashboard.services import campaigns as campaign_service
 from dashboard.services.actor import Actor
-from dashboard.services.uploads import MAX_ERRORS_IN_JSON, STAGE_TTL, UploadError, load_staged, stage_json, write_csv
+from dashboard.services.uploads import (
+    MAX_ERRORS_IN_JSON,
+    STAGE_TTL,
+    UploadError,
+    load_staged,
+    refuse_rejected,
+    stage_json,
+    write_csv,
+)
 
 MAX_PER_CALL = 10_000
 MAX_NAME = 200
@@ -389,13 +397,8 @@ def import_now(list_id: int, stream, actor: Actor, skip_invalid: bool = False) -
     accepted rows with skipInvalid."""
     preview = check_csv(list_id, stream)
     token = preview.pop("token")
-    if preview["rejected"] and not skip_invalid:
-        get_redis().delete(_key(token))
-        error = ValidationError(f"{preview['rejected']} row{'s' if preview['rejected'] > 1 else ''} rejected; "
-                                "nothing was imported. Fix them, or pass skipInvalid=true to import "
-                                "the accepted rows only.", preview["errors"])
-        error.code = "invalid_rows"
-        raise error
+    if not skip_invalid:
+        refuse_rejected(_key, token, preview)
     outcome = confirm_csv(list_id, token, actor)
     preview.update(imported=outcome["imported"], added=outcome["added"], size=outcome["size"])
     return preview

@@ -130,13 +130,21 @@ def import_now(campaign_id: int, stream, actor: Actor, skip_invalid: bool) -> di
     """API upload without dryRun: all-or-nothing, or only accepted rows with skipInvalid."""
     preview = validate_upload(campaign_id, stream)
     token = preview.pop("token")
-    if preview["rejected"] and not skip_invalid:
-        get_redis().delete(_key(token))
-        error = ValidationError(f"{preview['rejected']} row{'s' if preview['rejected'] > 1 else ''} rejected; "
-                                "nothing was imported. Fix them, or pass skipInvalid=true to import "
-                                "the accepted rows only.", preview["errors"])
-        error.code = "invalid_rows"
-        raise error
+    if not skip_invalid:
+        refuse_rejected(_key, token, preview)
     outcome = confirm(campaign_id, token, actor)
     preview["imported"] = outcome["imported"]
     return preview
+
+
+def refuse_rejected(key, token: str, preview: dict) -> None:
+    """An all-or-nothing API import with rejected rows: drop the staged upload and answer 400
+    (code invalid_rows) with the rows, nothing imported."""
+    if not preview["rejected"]:
+        return
+    get_redis().delete(key(token))
+    error = ValidationError(f"{preview['rejected']} row{'s' if preview['rejected'] > 1 else ''} rejected; "
+                            "nothing was imported. Fix them, or pass skipInvalid=true to import "
+                            "the accepted rows only.", preview["errors"])
+    error.code = "invalid_rows"
+    raise error

@@ -1,14 +1,18 @@
 """Gunicorn settings for Herald's web process: what the Procfile, the container and `make bench`
 run (gunicorn also reads this file by itself when started from the repository's root).
 
-Worker class: gthread, WEB_CONCURRENCY processes x HERALD_WEB_THREADS threads (2 x 8 by
-default, what the benchmarks measure). The dashboard's traffic is a mix of 1-second HTMX status
-polls (a few ms each, many at once) and CSV uploads of up to 25 MB that take seconds on a slow
-link: a sync worker would be blocked by each upload, and threads let the polls go on beside it.
-The code is plain blocking I/O (SQLAlchemy, redis-py), safe in threads; gevent would need
-monkey-patching of psycopg and redis-py. An endpoint holding connections open for minutes
-(server-sent events for the end-user inbox) ties up one thread per client here: that feature
-would need its own worker class (gevent, or an async process) — decide it there.
+Worker class: gevent (WEB_CONCURRENCY processes, default 2, each serving up to
+HERALD_WEB_CONNECTIONS connections at once, default 2000). The web process serves both the
+dashboard (short HTMX polls, uploads) and the end-user inbox's Server-Sent Event streams, which
+stay open for as long as a user has the page open: one thread per stream (gthread) would take
+one thread per connected end user, while a greenlet costs a few kB. gunicorn monkey-patches the
+standard library in each worker; redis-py is pure Python over patched sockets, and psycopg 3
+(>= 3.1.14) waits for libpq's non-blocking I/O with gevent's own primitives once patched, so
+a query waits without blocking the worker's other requests. A stream holds no database
+connection while it waits (it borrows one per wake-up). What gevent cannot make cooperative is
+CPU work: a 100,000-row CSV being parsed holds its worker for that time, which is why there are
+two workers (the other keeps answering). HERALD_WEB_WORKER_CLASS=gthread (HERALD_WEB_THREADS
+threads each) goes back to threads, where each open stream occupies a thread.
 
 Proxies: Herald's own ProxyFix (HERALD_TRUSTED_PROXIES hops) reads X-Forwarded-For/-Proto.
 Gunicorn is made to agree: with no trusted proxy it believes no forwarded header from anyone,
@@ -35,9 +39,10 @@ from dashboard import logs  # noqa: E402 (after the metrics directory is named)
 wsgi_app = "wsgi:app"
 # bind: gunicorn's default, 0.0.0.0:$PORT when the platform sets PORT, else 127.0.0.1:8000.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("HERALD_WEB_THREADS", "8"))
-# A worker whose main loop is silent this long is restarted (gthread answers while requests run).
+worker_class = os.environ.get("HERALD_WEB_WORKER_CLASS", "gevent")
+worker_connections = int(os.environ.get("HERALD_WEB_CONNECTIONS", "2000"))  # gevent: open connections per worker
+threads = int(os.environ.get("HERALD_WEB_THREADS", "8"))  # gthread only
+# A worker whose main loop is silent this long is restarted (both classes answer while requests run).
 timeout = 30
 # On SIGTERM, requests in flight get this long; below the 30 s platforms allow before SIGKILL.
 graceful_timeout = 25

@@ -60,6 +60,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(ops.bp)  # /metrics and the admin Queues & workers page
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-key auth only; cookies are never accepted there
+    from dashboard.api.inbox import bp as inbox_bp
+    app.register_blueprint(inbox_bp)
+    csrf.exempt(inbox_bp)  # user-token auth only, never cookies
     register_error_handlers(app)
     init_security_headers(app)
     register_cli(app)

@@ -99,4 +99,9 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "HERALD_RELEASE": env.get("HERALD_RELEASE") or env.get("HEROKU_SLUG_COMMIT", ""),
         # Where recipients reach this app (email click tracking links): scheme://host[:port], no path.
         "HERALD_PUBLIC_URL": (env.get("HERALD_PUBLIC_URL") or "http://localhost:5000").rstrip("/"),
+        # End-user inbox: default lifetime of a user token (seconds), the stream's heartbeat, and how long one
+        # stream is held before the client is asked to reconnect (it resumes from its last event id).
+        "HERALD_INBOX_TOKEN_TTL": int(env.get("HERALD_INBOX_TOKEN_TTL", "43200")),
+        "HERALD_INBOX_HEARTBEAT": float(env.get("HERALD_INBOX_HEARTBEAT", "15")),
+        "HERALD_INBOX_STREAM_SECONDS": float(env.get("HERALD_INBOX_STREAM_SECONDS", "3600")),
     }

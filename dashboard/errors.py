@@ -103,7 +103,7 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return request.path.startswith(("/api/", "/inbox/")) or request.path == "/healthz"
 
 
 def error_response(status: int, message: str, code: str | None = None, details=None):

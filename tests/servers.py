@@ -26,11 +26,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app, *args: str, **env):
-    """Yields the base URL of `gunicorn wsgi:app` (threads like production) on a free port."""
+def gunicorn(app, *args: str, worker_class: str = "gthread", **env):
+    """Yields the base URL of `gunicorn wsgi:app` on a free port: gthread with 4 threads, or as
+    production runs it (gunicorn.conf.py's gevent workers) with worker_class="gevent"."""
     port = free_port()
-    command = [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", "-k", "gthread",
-               "--threads", "4", *args, "wsgi:app"]
+    kind = ["-k", "gthread", "--threads", "4"] if worker_class == "gthread" else ["-k", worker_class]
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}", *kind, *args, "wsgi:app"]
     log = open(os.environ.get("HERALD_WEB_LOG", os.devnull), "a")  # noqa: SIM115 (lives with the process)
     proc = subprocess.Popen(command, cwd=ROOT, env=worker_env(app, **env), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -33,3 +33,5 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Archived by the user in the inbox: out of their feed and unread count (the campaign's counters keep it).
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from dashboard.channels import Channel, Message
 from dashboard.extensions import db
 from dashboard.models import CampaignChunk, CampaignStatus, Recipient, RecipientStatus, utcnow
+from dashboard.services import inbox
 from dashboard.services.delivery import caps, guard, progress
 from dashboard.services.delivery.messages import build, describe
 from dashboard.services.delivery.slices import Outcome, Slice, Work
@@ -75,6 +76,9 @@ def _step(work: Work, channel: Channel, lo: int, size: int) -> Step:
     status, pending = progress.move(work.campaign_id, now, pending=-len(claimed),
                                     sent=len(claimed) - failed - skipped, failed=failed, skipped=skipped)
     db.session.commit()
+    if messages:  # one PUBLISH per chunk: the web processes wake these users' open inbox streams
+        refused_ids = {rid for rid, _ in refused}
+        inbox.publish_delivered(m.user_id for m in messages if m.recipient_id not in refused_ids)
     return Step(len(claimed) - failed - skipped, failed, status, pending, upper + 1)
 
 

@@ -1,0 +1,167 @@
+"""Live inbox streams (Server-Sent Events). One Redis subscriber per web process wakes the streams
+of the users a message names; a woken stream reads its new rows (id > the last it sent), so the
+rows are the truth: a lost message, a Redis restart or a reconnect never loses an item, and an
+item is never sent twice on one stream. A stream holds no database connection while it waits.
+
+Written against `threading` (looked up at call time): under gunicorn's gevent worker, which
+monkey-patches it, the subscriber and the waits are greenlets; under threads they are threads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import redis
+from flask import Flask
+
+from dashboard.services import inbox
+
+log = logging.getLogger(__name__)
+REPLAY_LIMIT = 100
+
+
+class Waiter:
+    """One stream's doorbell: what kinds of events came since it last looked."""
+
+    def __init__(self, user_id: str):
+        self.user_id = user_id
+        self._event = threading.Event()
+        self._kinds: set[str] = set()
+
+    def wake(self, kind: str) -> None:
+        self._kinds.add(kind)
+        self._event.set()
+
+    def wait(self, timeout: float) -> set[str]:
+        self._event.wait(timeout)
+        self._event.clear()
+        kinds, self._kinds = self._kinds, set()
+        return kinds
+
+
+class Hub:
+    """Per process: userId -> the waiters of that user's open streams, and the one subscriber."""
+
+    def __init__(self, redis_url: str):
+        self._url = redis_url
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[Waiter]] = {}
+        self._thread: threading.Thread | None = None
+        self.connected = False
+
+    def register(self, user_id: str) -> Waiter:
+        waiter = Waiter(user_id)
+        with self._lock:
+            self._waiters.setdefault(user_id, set()).add(waiter)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._listen, name="herald-inbox-hub", daemon=True)
+                self._thread.start()
+        return waiter
+
+    def unregister(self, waiter: Waiter) -> None:
+        with self._lock:
+            waiters = self._waiters.get(waiter.user_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[waiter.user_id]
+
+    def streams(self) -> int:
+        with self._lock:
+            return sum(len(w) for w in self._waiters.values())
+
+    def dispatch(self, raw) -> None:
+        try:
+            message = json.loads(raw)
+            kind, users = message["k"], message["u"]
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._lock:
+            targets = [w for user in users for w in self._waiters.get(user, ())]
+        for waiter in targets:
+            waiter.wake(kind)
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            targets = [w for ws in self._waiters.values() for w in ws]
+        for waiter in targets:
+            waiter.wake("new")
+            waiter.wake("state")
+
+    def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                client = redis.Redis.from_url(self._url, socket_keepalive=True, health_check_interval=30)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(inbox.CHANNEL)
+                self.connected, backoff = True, 0.5
+                self._wake_all()  # anything published while we were not subscribed: streams re-read their rows
+                for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.dispatch(message["data"])
+            except Exception as err:  # noqa: BLE001 - keep serving; streams keep their heartbeats meanwhile
+                if self.connected:
+                    log.warning("inbox subscriber lost Redis: %s", err)
+                self.connected = False
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+
+def hub_for(app: Flask) -> Hub:
+    hub = app.extensions.get("herald_inbox_hub")
+    if hub is None:
+        hub = app.extensions.setdefault("herald_inbox_hub", Hub(app.config["REDIS_URL"]))
+    return hub
+
+
+def _event(kind: str, data: dict, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item_json) -> Iterator[str]:
+    """The stream's body. `last_event_id`: replay the user's items after it (None: from now on)."""
+    heartbeat = app.config["HERALD_INBOX_HEARTBEAT"]
+    ends = time.monotonic() + app.config["HERALD_INBOX_STREAM_SECONDS"]
+    hub = hub_for(app)
+    waiter = hub.register(user_id)  # before reading where we are: nothing committed after this is missed
+    try:
+        yield "retry: 3000\n\n"
+        with app.app_context():
+            last = inbox.newest_id(user_id) if last_event_id is None else last_event_id
+            count = inbox.unread_count(user_id)
+        kinds = {"new"} if last_event_id is not None else set()
+        yield _event("unread", {"unreadCount": count})
+        while True:
+            if kinds:
+                with app.app_context():
+                    items = inbox.newer_than(user_id, last, REPLAY_LIMIT + 1) if "new" in kinds else []
+                    fresh = inbox.unread_count(user_id) if "state" in kinds or items else count
+                    payload = [(n.id, item_json(n)) for n in items]
+                if len(payload) > REPLAY_LIMIT:
+                    with app.app_context():
+                        last = inbox.newest_id(user_id)
+                    yield _event("reset", {})
+                else:
+                    for note_id, data in payload:
+                        last = note_id
+                        yield _event("notification", data, note_id)
+                if fresh != count:
+                    count = fresh
+                    yield _event("unread", {"unreadCount": count})
+            kinds = waiter.wait(heartbeat)
+            with app.app_context():
+                good = inbox.token_still_good(token)
+            if not good:
+                yield _event("expired", {})
+                return
+            if time.monotonic() > ends:
+                return  # the client reconnects with its last event id
+            if not kinds:
+                yield ": ping\n\n"
+    finally:
+        hub.unregister(waiter)

@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app
 from dashboard.extensions import db, get_redis
-from dashboard.services import accounts
+from dashboard.services import accounts, inbox
 from dashboard.services.actor import Actor
 from tests import services
 
@@ -97,6 +97,7 @@ def _clean_database() -> None:
 def _app_context(app):
     with app.app_context():
         _clean_database()
+        inbox.forget_settings()  # its per-process cache would outlive the rows just removed
         get_redis().flushdb()
         yield
         db.session.remove()

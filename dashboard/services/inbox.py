@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from dashboard.errors import NotFound, Unauthorized, ValidationError
 from dashboard.extensions import db, get_redis
@@ -58,8 +59,17 @@ def _stored() -> dict:
             row = WorkspaceSetting(key=SETTING, updated_by="system")
             db.session.add(row)
         row.value, row.updated_at = value, utcnow()
-        db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:  # another process made it at the same moment: theirs stands
+            db.session.rollback()
+            return dict(db.session.get(WorkspaceSetting, SETTING).value)
     return value
+
+
+def forget_settings() -> None:
+    """Drop this process's cached settings (after a change, and between tests)."""
+    _cache.clear()
 
 
 def settings(fresh: bool = False) -> dict:
@@ -131,7 +141,7 @@ def set_settings(*, allowed_origins=None, rotate: bool = False, actor: Actor) ->
         after["secretRotated"] = True
     audit.record(actor, "workspace.inbox_updated", "workspace", SETTING, details={"before": before, "after": after})
     db.session.commit()
-    _cache.clear()
+    forget_settings()
     return value
 
 

@@ -172,9 +172,9 @@ def section_kills(env: dict) -> None:
 
 
 def section_load(env: dict) -> None:
-    workers, threads = env.get("WEB_CONCURRENCY", "2"), env.get("HERALD_WEB_THREADS", "8")
-    print(f"\nDashboard under load (the Procfile's web line: gunicorn.conf.py, {workers} processes x {threads} "
-          "threads) while 100,000 in-app recipients send, 1% of them failing")
+    workers, kind = env.get("WEB_CONCURRENCY", "2"), env.get("HERALD_WEB_WORKER_CLASS", "gevent")
+    print(f"\nDashboard under load (the Procfile's web line: gunicorn.conf.py, {workers} {kind} processes) "
+          "while 100,000 in-app recipients send, 1% of them failing")
     loads = measure("load", env)
     if loads:
         print(line("status partial p95, 20 concurrent pollers", median(loads, "status_p95_ms"), " ms", 50, None))

@@ -143,6 +143,7 @@ def _gunicorn_settings(**env) -> dict:
               "sys.argv = ['gunicorn', '-c', 'gunicorn.conf.py', 'wsgi:app']\n"
               "c = WSGIApplication('%(prog)s [OPTIONS] [APP_MODULE]').cfg\n"
               "print(json.dumps({'workers': c.workers, 'worker_class': c.worker_class_str, 'threads': c.threads,"
+              " 'connections': c.worker_connections,"
               " 'forwarded_allow_ips': c.forwarded_allow_ips, 'secure': c.secure_scheme_headers,"
               " 'timeout': c.timeout, 'graceful': c.graceful_timeout, 'bind': c.bind,"
               " 'control_socket_disable': c.control_socket_disable,"
@@ -158,7 +159,8 @@ def _gunicorn_settings(**env) -> dict:
 
 def test_gunicorn_settings_follow_the_environment(tmp_path):
     default = _gunicorn_settings()
-    assert (default["workers"], default["worker_class"], default["threads"]) == (2, "gthread", 8)
+    assert (default["workers"], default["worker_class"]) == (2, "gevent")  # inbox streams: a greenlet each
+    assert default["connections"] == 2000
     assert default["forwarded_allow_ips"] == []  # no trusted proxy: no forwarded header believed
     assert default["secure"] == {"X-FORWARDED-PROTO": "https"}
     assert default["graceful"] < 30 and default["timeout"] >= 30 and default["control_socket_disable"]
@@ -167,5 +169,7 @@ def test_gunicorn_settings_follow_the_environment(tmp_path):
     heroku = _gunicorn_settings(WEB_CONCURRENCY="3", HERALD_WEB_THREADS="4", HERALD_TRUSTED_PROXIES="1", PORT="5123",
                                 HERALD_ENV="development", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
     assert (heroku["workers"], heroku["threads"], heroku["bind"]) == (3, 4, ["0.0.0.0:5123"])
+    threads = _gunicorn_settings(HERALD_WEB_WORKER_CLASS="gthread", HERALD_WEB_CONNECTIONS="500")
+    assert (threads["worker_class"], threads["threads"], threads["connections"]) == ("gthread", 8, 500)
     assert heroku["forwarded_allow_ips"] == ["*"]  # the router's address is not published; ProxyFix counts hops
     assert heroku["formatters"] == ["plain"] and heroku["multiproc"] == str(tmp_path)

@@ -30,6 +30,7 @@ STOP_GRACE = 45.0  # a part asked to stop stops its workers and sinks (30 s each
 CHANNEL_PARTS = {"webhook", "email", "throttle", "limit-webhook", "limit-email", "kill-webhook", "kill-email"}
 TIME_PARTS = {"plan_time", "caps"}
 AUDIENCE_PARTS = {"audience"}
+INBOX_PARTS = {"inbox"}
 AUDIENCE_RUNS = int(os.environ.get("HERALD_BENCH_AUDIENCE_RUNS", "1"))  # ~5 minutes a run
 ROWS = 100_000
 failures: list[str] = []
@@ -50,7 +51,8 @@ def run_part(part: str, env: dict) -> dict | None:
     """The part's JSON result, or None (reported, counted as a failure) if it failed or timed out."""
     module = ("scripts.bench_channels" if part in CHANNEL_PARTS else
               "scripts.bench_time" if part in TIME_PARTS else
-              "scripts.bench_audience" if part in AUDIENCE_PARTS else "scripts.bench_parts")
+              "scripts.bench_audience" if part in AUDIENCE_PARTS else
+              "scripts.bench_inbox" if part in INBOX_PARTS else "scripts.bench_parts")
     timeout = PART_TIMEOUT * 2 if part in AUDIENCE_PARTS else PART_TIMEOUT
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", module, part], cwd=ROOT, env=env, stdout=out, stderr=err,
@@ -254,6 +256,36 @@ def section_audience(env: dict) -> None:
         print(f"  (HERALD_BENCH_AUDIENCE_USERS={n}: the bars are for 1,000,000)")
 
 
+def section_inbox(env: dict) -> None:
+    runs = measure("inbox", env)
+    if not runs:
+        return
+    r, n = runs[0], runs[0]["streams"]
+    print(f"\nEnd-user inbox (issue 17): {n:,} open streams on one web process (gunicorn.conf.py, gevent, "
+          f"WEB_CONCURRENCY=1) while {r['rows']:,} in-app recipients send ({r['mode']}, {r['workers']} workers)")
+    print(line("inbox: commit -> client p95", median(runs, "delay_p95_s"), " s", 1.0, median(runs, "floor_p95_s")))
+    print(f"    p50 {median(runs, 'delay_p50_s'):.3f} s, max {max(x['delay_max_s'] for x in runs):.3f} s; "
+          "commit = the worker's PUBLISH after the chunk's commit ('at'), client = the SSE event parsed")
+    once = min(x["once"] for x in runs)
+    exact = all(x["once"] == n for x in runs)
+    print(f"  {'inbox: streams that got their item exactly once':<46} {once:8,d}/{n:<,d}"
+          f"{'':<11} {'PASS' if exact else 'FAIL'}")
+    if not exact:
+        failures.append("inbox: exactly once")
+        for x in runs:
+            print(f"    missing {x['missing']}, more than one {x['duplicated']}, another item {x['wrong']}; "
+                  f"{x['missing_after'] or ''} {', '.join(x['other'])}")
+    print(line("inbox: web RSS (master + worker) peak", max(x["rss_peak_mb"] for x in runs), " MB", 400, None))
+    print(f"    {r['rss_empty_mb']:.0f} MB before any stream, {r['rss_streams_mb']:.0f} MB with {n:,} open; "
+          f"sampled every 0.5 s during the send")
+    print(line("inbox: status partial p95, 20 pollers", median(runs, "status_p95_ms"), " ms", 50, None))
+    print(f"    {int(r['status_requests']):,} status requests during a {r['send_s']:.1f} s send; "
+          f"{r['publishes']} PUBLISHes; streams connected in {r['connect_s']:.1f} s ({r['connects']:,} connects)")
+    print(f"    CPU during the send: web worker {median(runs, 'web_cpu_pct'):.0f} % of a core, stream client "
+          f"{median(runs, 'client_cpu_pct'):.0f} %; load average {r['load'][0]:.2f}")
+    print("  floor: the bench's own Redis subscriber, 'at' -> heard (what Redis alone costs)")
+
+
 def run_sections(env: dict) -> None:
     only = {x for x in os.environ.get("HERALD_BENCH_ONLY", "").split(",") if x}
     print(f"Herald benchmarks — median of {RUNS} runs, PostgreSQL, {os.cpu_count()} CPUs")
@@ -274,6 +306,8 @@ def run_sections(env: dict) -> None:
         section_caps(env)
     if not only or "audience" in only:
         section_audience(env)
+    if not only or "inbox" in only:
+        section_inbox(env)
 
 
 def bench_env(db_url: str, redis_url: str) -> dict:

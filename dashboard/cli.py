@@ -8,10 +8,10 @@ import click
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from dashboard.errors import ValidationError
+from dashboard.errors import AppError, ValidationError
 from dashboard.extensions import db
-from dashboard.models import Role, Segment, User, UserList
-from dashboard.services import accounts, lists, segments, users
+from dashboard.models import Role, Segment, Template, User, UserList
+from dashboard.services import accounts, inbox, lists, segments, templates, users
 from dashboard.services.actor import Actor
 
 DEMO_ACCOUNTS = (
@@ -29,6 +29,15 @@ DEMO_COUNTRIES = (("DE", "Europe/Berlin"), ("FR", "Europe/Paris"), ("GB", "Europ
                   ("US", "America/New_York"), ("NL", "Europe/Amsterdam"), ("ES", "Europe/Madrid"))
 DEMO_SEGMENT = "Paying customers who joined in the last 90 days"
 DEMO_LIST = "Beta testers"
+# The inbox demo (issue 17): an approved in-app template, so a newcomer can send to demo-001 at once.
+DEMO_TEMPLATE = {
+    "templateId": "inbox-demo", "name": "Inbox demo",
+    "channels": {"in_app": {"title": "{{ headline }}", "body": "{{ message }}"}},
+    "variableSchema": [
+        {"key": "headline", "type": "string", "defaultValue": "Your weekly summary is ready"},
+        {"key": "message", "type": "string",
+         "defaultValue": "3 projects moved forward this week. Open Acme to see what changed."}],
+}
 
 
 def demo_users(today: date) -> list[dict]:
@@ -68,6 +77,18 @@ def seed_audiences(today: date | None = None) -> dict:
     return {"created": created, "users": len(ids)}
 
 
+def seed_inbox_demo(origins: tuple[str, ...]) -> list[str]:
+    """The demo template (once) and the demo host's origins added to the inbox's allowed origins."""
+    if db.session.scalar(select(Template.id).where(Template.template_id == DEMO_TEMPLATE["templateId"])) is None:
+        templates.create(DEMO_TEMPLATE, CLI_ACTOR)
+        templates.transition(DEMO_TEMPLATE["templateId"], "approve", CLI_ACTOR)
+    allowed = inbox.allowed_origins()
+    added = [inbox.clean_origin(o) for o in origins if inbox.clean_origin(o) not in allowed]
+    if added:
+        inbox.set_settings(allowed_origins=[*allowed, *added][-inbox.MAX_ORIGINS:], actor=CLI_ACTOR)
+    return added
+
+
 def register_cli(app: Flask) -> None:
     @app.cli.command("create-account")
     @click.argument("email")
@@ -99,7 +120,9 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("seed-demo")
     @click.option("--force", is_flag=True, help="Allow outside development (never in real production).")
-    def seed_demo(force: bool):
+    @click.option("--inbox-origin", "inbox_origins", multiple=True, metavar="ORIGIN",
+                  help="Allow this origin to embed the inbox (the demo host of `make run`); repeatable.")
+    def seed_demo(force: bool, inbox_origins: tuple[str, ...]):
         """Create demo admin/marketer/support accounts with known passwords (development only)."""
         if current_app.config["HERALD_ENV"] == "production" and not force:
             raise click.ClickException("seed-demo creates accounts with known passwords; "
@@ -117,6 +140,13 @@ def register_cli(app: Flask) -> None:
         except ValidationError as err:  # e.g. a demo attribute registered with another type by hand
             db.session.rollback()
             seeded = {"problem": err.message}
+        try:
+            seed_inbox_demo(inbox_origins)
+            inbox_note = "template “Inbox demo” (in-app)" + (
+                f"; inbox origins allowed: {', '.join(inbox.allowed_origins())}" if inbox_origins else "")
+        except (AppError, ValueError) as err:  # e.g. four-eyes on: the demo template stays a draft
+            db.session.rollback()
+            inbox_note = f"inbox demo incomplete: {getattr(err, 'message', err)}"
         click.echo("Demo accounts (development only):")
         for email, role, password in DEMO_ACCOUNTS:
             click.echo(f"  {role.value:<9} {email:<24} password: {password}")
@@ -125,3 +155,4 @@ def register_cli(app: Flask) -> None:
         else:
             click.echo(f"Demo audiences: {seeded['users']} directory users ({seeded['created']} new) with plan, "
                        f"country, signup_date and vip; segment “{DEMO_SEGMENT}”; list “{DEMO_LIST}”.")
+        click.echo(f"Demo inbox: {inbox_note}.")

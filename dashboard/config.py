@@ -104,4 +104,6 @@ def from_environment(instance_path: str, environ: os._Environ | dict | None = No
         "HERALD_INBOX_TOKEN_TTL": int(env.get("HERALD_INBOX_TOKEN_TTL", "43200")),
         "HERALD_INBOX_HEARTBEAT": float(env.get("HERALD_INBOX_HEARTBEAT", "15")),
         "HERALD_INBOX_STREAM_SECONDS": float(env.get("HERALD_INBOX_STREAM_SECONDS", "3600")),
+        # `make run` sets it: the inbox demo host's address, linked from the in-app channel's card.
+        "HERALD_INBOX_DEMO_URL": env.get("HERALD_INBOX_DEMO_URL", ""),
     }

@@ -1,5 +1,6 @@
 """`make run`: migrate, seed the demo accounts, start a private Redis when REDIS_URL is
-unset, then web + worker (with scheduler) under honcho until Ctrl-C."""
+unset, then web + worker (with scheduler) + the inbox demo host (another port, so another
+origin) under honcho until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def port_is_free(port: int) -> bool:
             return False
 
 
+def free_port_from(port: int, taken: tuple[int, ...] = ()) -> int:
+    while port in taken or not port_is_free(port):
+        port += 1
+    return port
+
+
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("HERALD_ENV", "development")
@@ -36,24 +43,28 @@ def main() -> int:
     instance.mkdir(exist_ok=True)
     flask = [str(BIN / "flask"), "--app", "wsgi"]
 
+    port = free_port_from(int(env.get("PORT", "5000")))
+    demo_port = free_port_from(port + 1)
+    herald, demo = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{demo_port}"
+    env.update(HERALD_WEB_PORT=str(port), HERALD_DEMO_PORT=str(demo_port), HERALD_INBOX_DEMO_URL=f"{demo}/")
+
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True)
-    subprocess.run([*flask, "seed-demo"], cwd=ROOT, env=env, check=True)
+    subprocess.run([*flask, "seed-demo", "--inbox-origin", demo, "--inbox-origin", f"http://localhost:{demo_port}"],
+                   cwd=ROOT, env=env, check=True)
 
     redis_proc = None
     if not env.get("REDIS_URL"):
         redis_proc, env["REDIS_URL"] = redis_server.start(instance / "redis")
         print(f"Started a private Redis at {env['REDIS_URL']} (data under instance/redis, nothing persisted).")
 
-    port = int(env.get("PORT", "5000"))
-    while not port_is_free(port):
-        port += 1
     print()
     print("=" * 64)
-    print(f"  Herald is starting at  http://127.0.0.1:{port}/")
+    print(f"  Herald is starting at  {herald}/")
+    print(f"  Inbox demo (another origin): {demo}/ — send an in-app campaign to demo-001 and watch it arrive")
     print("  Sign in as  marketer@herald.test / herald-marketer")
     print("         or   admin@herald.test / herald-admin")
     print("         or   support@herald.test / herald-support")
-    print("  Press Ctrl-C to stop web, worker and Redis.")
+    print("  Press Ctrl-C to stop web, worker, demo and Redis.")
     print("=" * 64, flush=True)
 
     honcho = subprocess.Popen([str(BIN / "honcho"), "start", "-f", "Procfile.dev", "-p", str(port)],

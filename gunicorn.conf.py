@@ -64,6 +64,22 @@ def on_starting(server):
         os.remove(path)
 
 
+def post_worker_init(worker):
+    """Inbox streams stay open until the client leaves: once the worker is told to stop (SIGTERM),
+    end them (clients reconnect to a live worker) instead of holding the stop for graceful_timeout."""
+    import threading  # patched by now under gevent: a greenlet
+    import time
+
+    from dashboard.services import inbox_stream
+
+    def watch():
+        while worker.alive:
+            time.sleep(0.5)
+        inbox_stream.close_all()
+
+    threading.Thread(target=watch, name="herald-stop-streams", daemon=True).start()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

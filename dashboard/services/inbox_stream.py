@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import redis
@@ -21,6 +22,7 @@ from dashboard.services import inbox
 
 log = logging.getLogger(__name__)
 REPLAY_LIMIT = 100
+_hubs: weakref.WeakSet = weakref.WeakSet()  # this process's hubs, for close_all
 
 
 class Waiter:
@@ -51,6 +53,8 @@ class Hub:
         self._waiters: dict[str, set[Waiter]] = {}
         self._thread: threading.Thread | None = None
         self.connected = False
+        self.closing = False
+        _hubs.add(self)
 
     def register(self, user_id: str) -> Waiter:
         waiter = Waiter(user_id)
@@ -91,6 +95,11 @@ class Hub:
             waiter.wake("new")
             waiter.wake("state")
 
+    def close(self) -> None:
+        """The process is stopping: every open stream ends now (its client reconnects to another)."""
+        self.closing = True
+        self._wake_all()
+
     def _listen(self) -> None:
         backoff = 0.5
         while True:
@@ -109,6 +118,13 @@ class Hub:
                 self.connected = False
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10)
+
+
+def close_all() -> None:
+    """Called when the web worker is told to stop: streams never end by themselves, so without this
+    they would hold gunicorn's graceful stop (every deploy) until graceful_timeout."""
+    for hub in list(_hubs):
+        hub.close()
 
 
 def hub_for(app: Flask) -> Hub:
@@ -154,6 +170,8 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
                     count = fresh
                     yield _event("unread", {"unreadCount": count})
             kinds = waiter.wait(heartbeat)
+            if hub.closing:
+                return
             with app.app_context():
                 good = inbox.token_still_good(token)
             if not good:

@@ -14,14 +14,21 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import redis
 from flask import Flask
+from sqlalchemy import select
 
+from dashboard.extensions import db
+from dashboard.models import Notification, utcnow
 from dashboard.services import inbox
 
 log = logging.getLogger(__name__)
 REPLAY_LIMIT = 100
+# Two workers: a chunk's row (the lower id) can commit after a later chunk's. A stream looks this far
+# back for rows at or below its newest id that it has not sent.
+LATE_SECONDS = 120
 _hubs: weakref.WeakSet = weakref.WeakSet()  # this process's hubs, for close_all
 
 
@@ -134,13 +141,36 @@ def hub_for(app: Flask) -> Hub:
     return hub
 
 
+def _window_start() -> datetime:
+    return utcnow() - timedelta(seconds=LATE_SECONDS)
+
+
+def _held(user_id: str, upto: int) -> dict[int, float]:
+    """The user's recent rows up to `upto` visible now: what a stream counts as the client's."""
+    rows = db.session.execute(select(Notification.id, Notification.created_at).where(
+        Notification.user_id == user_id, Notification.id <= upto, Notification.created_at >= _window_start())).all()
+    return {note_id: created.timestamp() for note_id, created in rows}
+
+
+def _late(user_id: str, upto: int, held: dict[int, float]) -> list[Notification]:
+    """Recent rows up to `upto` the stream has not counted: written before a newer row, committed after it."""
+    stmt = select(Notification).where(Notification.user_id == user_id, Notification.id <= upto,
+                                      Notification.created_at >= _window_start(), Notification.archived_at.is_(None))
+    if held:
+        stmt = stmt.where(Notification.id.not_in(list(held)))
+    return db.session.scalars(stmt.order_by(Notification.id)).all()
+
+
 def _event(kind: str, data: dict, event_id: int | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item_json) -> Iterator[str]:
-    """The stream's body. `last_event_id`: replay the user's items after it (None: from now on)."""
+    """The stream's body. `last_event_id`: replay the user's items after it (None: from now on).
+    A row that commits after a newer one is sent when it commits, with the newest id sent as its
+    event id (the resume point never goes back); one that commits while the client is away is not
+    replayed (the client's next feed fetch has it)."""
     heartbeat = app.config["HERALD_INBOX_HEARTBEAT"]
     ends = time.monotonic() + app.config["HERALD_INBOX_STREAM_SECONDS"]
     hub = hub_for(app)
@@ -150,21 +180,31 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
         with app.app_context():
             last = inbox.newest_id(user_id) if last_event_id is None else last_event_id
             count = inbox.unread_count(user_id)
+            held = _held(user_id, last)
         kinds = {"new"} if last_event_id is not None else set()
         yield _event("unread", {"unreadCount": count})
         while True:
             if kinds:
+                items, late = [], []
                 with app.app_context():
-                    items = inbox.newer_than(user_id, last, REPLAY_LIMIT + 1) if "new" in kinds else []
-                    fresh = inbox.unread_count(user_id) if "state" in kinds or items else count
-                    payload = [(n.id, item_json(n)) for n in items]
+                    if "new" in kinds:
+                        floor = _window_start().timestamp()
+                        held = {i: at for i, at in held.items() if at >= floor}
+                        items, late = inbox.newer_than(user_id, last, REPLAY_LIMIT + 1), _late(user_id, last, held)
+                    fresh = inbox.unread_count(user_id) if "state" in kinds or items or late else count
+                    payload = [(n.id, n.created_at.timestamp(), item_json(n)) for n in items]
+                    late_payload = [(n.id, n.created_at.timestamp(), item_json(n)) for n in late]
+                for note_id, at, data in late_payload:
+                    held[note_id] = at
+                    yield _event("notification", data, last)
                 if len(payload) > REPLAY_LIMIT:
                     with app.app_context():
                         last = inbox.newest_id(user_id)
+                        held = _held(user_id, last)
                     yield _event("reset", {})
                 else:
-                    for note_id, data in payload:
-                        last = note_id
+                    for note_id, at, data in payload:
+                        last, held[note_id] = note_id, at
                         yield _event("notification", data, note_id)
                 if fresh != count:
                     count = fresh

@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 HERE = Path(__file__).resolve().parent
 DEFAULT_USER = "demo-001"  # the first user `flask seed-demo` puts in the directory
 FILES = {"/demo.js": ("inbox_demo.js", "text/javascript; charset=utf-8"),
-         "/demo.css": ("inbox_demo.css", "text/css; charset=utf-8")}
+         "/demo.css": ("inbox_demo.css", "text/css; charset=utf-8"),
+         "/banner.svg": ("inbox_demo.svg", "image/svg+xml")}
 
 
 def content_security_policy(herald: str) -> str:

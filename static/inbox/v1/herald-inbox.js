@@ -67,7 +67,7 @@ button { font: inherit; color: inherit; }
   background: var(--_bg); color: var(--_fg); border: 1px solid var(--_border); border-radius: var(--_radius);
   box-shadow: 0 12px 32px rgba(16, 24, 48, .16), 0 2px 6px rgba(16, 24, 48, .08); overflow: hidden; text-align: left; }
 .panel:focus { outline: none; }
-.panel:focus-visible { outline: 3px solid var(--_accent); outline-offset: -3px; }
+.panel:focus-visible { outline: 2px solid var(--_accent); outline-offset: -2px; }
 :host([align="left"]) .panel { right: auto; left: 0; }
 @media (max-width: 520px) {
   .panel { position: fixed; left: 8px; right: 8px; top: var(--_top, 64px); width: auto; max-width: none;

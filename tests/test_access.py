@@ -18,14 +18,43 @@ def test_every_route_declares_an_access_rule(app):
     assert undeclared == []
 
 
+INBOX_PUBLIC = {
+    "/inbox/v1/herald-inbox.js": "the widget's script, for any page",
+    "/inbox/v1/notifications": "user token",
+    "/inbox/v1/notifications/<int(max=9223372036854775807):notification_id>/<any(read, click, archive):what>":
+        "user token",
+    "/inbox/v1/notifications/read-all": "user token",
+    "/inbox/v1/stream": "user token",
+    "/inbox/v1/unread-count": "user token",
+}
+
+
 def test_only_login_and_healthz_are_public(app):
     """/metrics is for a scraper, so it checks its own credential instead of a session: the
     HERALD_METRICS_TOKEN bearer token or a signed-in admin (tests/test_ops_metrics.py). /c/<token>
     is an email's tracked link, followed by recipients who have no account: it checks its own
-    signature instead (tests/test_clicks.py)."""
+    signature instead (tests/test_clicks.py). /inbox/v1 is called from customers' pages by their end
+    users, who have no account either: it checks a signed user token instead of a role (below and
+    tests/test_inbox_api.py), except the widget's script, which is public on purpose."""
     public = sorted(r.rule for r in app.url_map.iter_rules()
                     if getattr(app.view_functions[r.endpoint], "is_public", False))
-    assert public == ["/c/<path:token>", "/healthz", "/login", "/metrics"]
+    assert [p for p in public if not p.startswith("/inbox/")] == ["/c/<path:token>", "/healthz", "/login", "/metrics"]
+    assert sorted(p for p in public if p.startswith("/inbox/")) == sorted(INBOX_PUBLIC)
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/inbox/v1/notifications"), ("GET", "/inbox/v1/unread-count"),
+                                         ("GET", "/inbox/v1/stream"), ("POST", "/inbox/v1/notifications/1/read"),
+                                         ("POST", "/inbox/v1/notifications/1/click"),
+                                         ("POST", "/inbox/v1/notifications/1/archive"),
+                                         ("POST", "/inbox/v1/notifications/read-all")])
+def test_public_inbox_routes_need_a_user_token_not_a_session(client, logged_in, api_key, method, path):
+    """'Public' to the account roles only: without a user token each answers 401, signed in or with an API key."""
+    assert client.open(path, method=method).get_json()["error"]["code"] == "token_missing"
+    logged_in("admin")
+    response = client.open(path, method=method)
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "token_missing"
+    response = client.open(path, method=method, headers={"Authorization": f"Bearer {api_key('admin')}"})
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
 
 
 @pytest.mark.parametrize("role", ["support", "marketer"])

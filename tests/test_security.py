@@ -15,6 +15,7 @@ from tests.engine import drain
 
 A, M, S = "admin", "marketer", "support"
 ALL, WRITE, ADMIN = {A, M, S}, {A, M}, {A}
+TOKEN = "user token"  # /inbox/v1: an end user's signed token, never an account's session or API key
 ACTOR = Actor.system("test")
 
 # Who may use each endpoint, written out from SPEC §7/§8 (not read from the code under test).
@@ -74,6 +75,11 @@ EXPECTED = {
     "api.segment_create": WRITE, "api.segment_edit": WRITE, "api.segment_delete": WRITE,
     "api.campaign_audience_freeze": WRITE, "campaigns.audience_set": WRITE, "campaigns.audience_freeze": WRITE,
     "campaigns.audience_count": WRITE,
+    "admin.inbox_settings": ADMIN, "admin.inbox_origins_save": ADMIN, "admin.inbox_rotate": ADMIN,
+    "api.inbox_token": WRITE, "api.inbox_settings_read": ADMIN, "api.inbox_settings_update": ADMIN,
+    "api.inbox_settings_rotate": ADMIN, "inbox.widget": "public", "inbox.notifications_index": TOKEN,
+    "inbox.unread_count": TOKEN, "inbox.notification_mark": TOKEN, "inbox.notifications_read_all": TOKEN,
+    "inbox.stream": TOKEN,
 }
 # Not a page for people: a scraper without the bearer token (or an admin session) gets 401, no redirect.
 ANONYMOUS = {"ops.metrics_page": 401}
@@ -143,6 +149,15 @@ def test_route_role_matrix(app, world):
             url = _url(rule, world, real=not write)
             # anonymous
             response = world["anon"].open(url, method=method, json={} if api else None)
+            if expected == TOKEN:  # no account may use it, with a session or with a key
+                codes = {response.status_code}
+                for role in (A, M, S):
+                    client, key, _ = world["clients"][role]
+                    codes.add(client.open(url, method=method).status_code)
+                    codes.add(client.open(url, method=method, headers={"Authorization": f"Bearer {key}"}).status_code)
+                assert codes == {401}, (method, url, codes)
+                checked += 1
+                continue
             if expected == "public":
                 assert response.status_code in (200, 400), (method, url, response.status_code)
                 checked += 1
@@ -177,8 +192,8 @@ def test_csrf_required_on_every_dashboard_write(app, world):
     client, _, _ = world["clients"][A]
     count = 0
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith("api.") or not (rule.methods & {"POST", "PUT", "PATCH", "DELETE"}):
-            continue
+        if rule.endpoint.startswith(("api.", "inbox.")) or not (rule.methods & {"POST", "PUT", "PATCH", "DELETE"}):
+            continue  # a bearer key or user token, never a cookie: nothing to forge
         url = _url(rule, world, real=False)
         for headers in ({}, {"HX-Request": "true"}):
             response = client.post(url, data={}, headers=headers)

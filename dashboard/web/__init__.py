@@ -17,6 +17,7 @@ def register_web(app: Flask) -> None:
         docs,
         health,
         home,
+        inbox_admin,  # noqa: F401 (Admin → In-app inbox: routes on the admin blueprint)
         lists,
         live,
         reports,

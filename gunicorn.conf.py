@@ -24,6 +24,7 @@ either way its files are removed at start (a previous run's counts would add to 
 and a worker's live gauges when it exits."""
 
 import glob
+import logging
 import os
 import shutil
 import tempfile
@@ -35,6 +36,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 from dashboard import logs  # noqa: E402 (after the metrics directory is named)
+
+# Python warnings become log lines (JSON in production) rather than raw stderr text: each gevent
+# worker warns at boot that it patches ssl after gunicorn's master imported it (gunicorn's own import;
+# no SSL object is made before the patch) and names redis.asyncio, which Herald does not use.
+logging.captureWarnings(True)
 
 wsgi_app = "wsgi:app"
 # bind: gunicorn's default, 0.0.0.0:$PORT when the platform sets PORT, else 127.0.0.1:8000.

@@ -284,8 +284,14 @@ def section_inbox(env: dict) -> None:
           f"PUBLISHes; streams connected in {r['connect_s']:.1f} s ({r['connects']:,} connects)")
     print(f"    web worker during the send: on a CPU {median(runs, 'web_cpu_pct'):.0f} %, runnable but waiting for "
           f"one {median(runs, 'web_wait_pct'):.0f} % (without streams: {median(runs, 'baseline_web_cpu_pct'):.0f} % "
-          f"and {median(runs, 'baseline_web_wait_pct'):.0f} %); stream client CPU {median(runs, 'client_cpu_pct'):.0f} "
-          f"%; load average {r['load'][0]:.2f} on {os.cpu_count()} CPUs")
+          f"and {median(runs, 'baseline_web_wait_pct'):.0f} %)")
+    for label, key in (("without streams", "baseline_cpu_pct"), ("with streams", "cpu_pct")):
+        spent = r[key]
+        print(f"    CPU during the send {label} (% of one CPU; {os.cpu_count() * 100} % in all): "
+              + ", ".join(f"{name} {pct:.0f}" for name, pct in spent.items())
+              + f"; total {sum(spent.values()):.0f}")
+    print(f"    stream client: CPU {median(runs, 'client_cpu_pct'):.0f} %, waiting for one "
+          f"{median(runs, 'client_wait_pct'):.0f} %; load average {r['load'][0]:.2f} on {os.cpu_count()} CPUs")
     per_poll = r["baseline_web_cpu_s"] / max(r["baseline_status_requests"], 1)
     per_item = (r["web_cpu_s"] - per_poll * r["status_requests"]) / n
     print(f"    web worker CPU: {1000 * per_poll:.1f} ms per status request (the send without streams), "

@@ -180,7 +180,7 @@ async def _clients(base: str) -> None:
     tasks = [asyncio.create_task(_hold(s, host, int(port), gate, stop)) for s in streams]
     await asyncio.gather(*(s.connected.wait() for s in streams))
     print(f"connected {time.monotonic() - start:.3f}", flush=True)
-    marked = (time.monotonic(), _cpu())
+    marked = (time.monotonic(), _cpu(), _sched(os.getpid())[1])
 
     async def watch_all():
         while not all(s.got for s in streams):
@@ -190,13 +190,13 @@ async def _clients(base: str) -> None:
     watcher = asyncio.create_task(watch_all())
     while (command := await commands.get()) != "stop":
         if command == "mark":
-            marked = (time.monotonic(), _cpu())
-    wall, cpu = time.monotonic() - marked[0], _cpu() - marked[1]
+            marked = (time.monotonic(), _cpu(), _sched(os.getpid())[1])
+    wall, cpu, waited = time.monotonic() - marked[0], _cpu() - marked[1], _sched(os.getpid())[1] - marked[2]
     stop.set()
     for task in [*tasks, watcher]:
         task.cancel()
     await asyncio.gather(*tasks, watcher, return_exceptions=True)
-    print(json.dumps({"cpu_s": cpu, "wall_s": wall,
+    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "waited_s": waited,
                       "streams": [{"u": s.user, "got": s.got, "connects": s.connects, "other": s.other[:5]}
                                   for s in streams]}), flush=True)
 
@@ -316,23 +316,73 @@ def _sched(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
 
 
+def _stat_cpu(pid: int, children: bool) -> float:
+    """CPU seconds of a process (all its threads), with its reaped children's if `children`."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs, /proc/stat)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Budget:
+    """Where the machine's CPU went during a send: per group of processes (a process's own time,
+    plus its reaped and live children's: RQ work horses are forked per job), and everyone else."""
+
+    def __init__(self, groups: dict[str, list[int]]):
+        """groups: name -> pids (a pid's children count with it, except for this process's: they
+        are the other groups)."""
+        self.groups = groups
+
+    def _total(self, pid: int) -> float:
+        if pid == os.getpid():
+            return _stat_cpu(pid, False)
+        return _stat_cpu(pid, True) + sum(_stat_cpu(child, False) for child in _children_of(pid))
+
+    def _now(self) -> dict[str, float]:
+        taken = {name: sum(self._total(pid) for pid in pids) for name, pids in self.groups.items()}
+        taken["machine"] = _machine_busy()
+        return taken
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self, seconds: float) -> dict[str, float]:
+        """Percent of one CPU per group over `seconds`; "other" is the rest of the machine's busy time."""
+        after = self._now()
+        spent = {name: 100 * (after[name] - self.before[name]) / seconds for name in after}
+        spent["other processes"] = spent.pop("machine") - sum(spent.values())
+        return spent
+
+
 class Send:
     """One send of a campaign under the 20 status pollers, the web worker's CPU time and its wait for a CPU."""
 
-    def __init__(self, base: str, cookies: dict, worker: int):
-        self.base, self.cookies, self.worker = base, cookies, worker
+    def __init__(self, base: str, cookies: dict, worker: int, budget: Budget):
+        self.base, self.cookies, self.worker, self.budget = base, cookies, worker, budget
 
     def run(self, campaign_id: int) -> dict:
         cpu0, wait0 = _sched(self.worker)
+        self.budget.start()
         start = time.perf_counter()
         lifecycle.send(campaign_id, None, ACTOR)
         latencies = _poll_status(self.base, self.cookies, campaign_id, 600)
         campaign = wait_final(campaign_id, 120)
         elapsed = time.perf_counter() - start
         cpu, wait = (b - a for a, b in zip((cpu0, wait0), _sched(self.worker), strict=True))
+        budget = self.budget.stop(elapsed)
         assert (campaign.status, campaign.sent) == ("sent", ROWS), (campaign.status, campaign.sent)
         return {"status_p95_ms": _p95(latencies), "status_requests": len(latencies), "send_s": elapsed,
-                "web_cpu_s": cpu, "web_cpu_pct": 100 * cpu / elapsed, "web_wait_pct": 100 * wait / elapsed}
+                "web_cpu_s": cpu, "web_cpu_pct": 100 * cpu / elapsed, "web_wait_pct": 100 * wait / elapsed,
+                "cpu_pct": budget}
 
 
 def part_inbox() -> dict:
@@ -356,10 +406,15 @@ def part_inbox() -> dict:
         web, base = _web(children, log)
         (worker,) = _children_of(web.pid)
         rss_empty = web_rss_mb(web.pid)
-        for _ in range(2):
-            children.worker()
+        workers = [children.worker().pid for _ in range(2)]
         cookies = _login(base)
-        send = Send(base, cookies, worker)
+        groups = {"web (master + worker)": [web.pid], "RQ workers (+ work horses)": workers,
+                  "bench: pollers, subscriber, sampler": [os.getpid()]}
+        backend = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        with open(f"/proc/{backend}/stat") as f:  # its parent: the postmaster (RQ work horses connect per job)
+            groups["PostgreSQL (the whole server)"] = [int(f.read().rsplit(")", 1)[1].split()[1])]
+        budget = Budget(groups)
+        send = Send(base, cookies, worker, budget)
         time.sleep(2.0)  # let the workers boot and subscribe
         baseline = send.run(first)
 
@@ -373,6 +428,7 @@ def part_inbox() -> dict:
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
+        groups["stream client"] = [client.pid]
         client.stdin.write(json.dumps(tokens) + "\n")
         client.stdin.flush()
         connect_s = float(_line(lines, "connected", 180).split()[1])
@@ -431,8 +487,10 @@ def part_inbox() -> dict:
             "rss_streams_mb": rss_streams, **streamed,
             "baseline_status_p95_ms": baseline["status_p95_ms"], "baseline_send_s": baseline["send_s"],
             "baseline_web_cpu_pct": baseline["web_cpu_pct"], "baseline_web_wait_pct": baseline["web_wait_pct"],
-            "baseline_web_cpu_s": baseline["web_cpu_s"], "baseline_status_requests": baseline["status_requests"],
-            "client_cpu_pct": 100 * result["cpu_s"] / result["wall_s"], "publishes": listener.messages,
+            "baseline_web_cpu_s": baseline["web_cpu_s"], "baseline_cpu_pct": baseline["cpu_pct"],
+            "baseline_status_requests": baseline["status_requests"],
+            "client_cpu_pct": 100 * result["cpu_s"] / result["wall_s"],
+            "client_wait_pct": 100 * result["waited_s"] / result["wall_s"], "publishes": listener.messages,
             "load": load}
 
 

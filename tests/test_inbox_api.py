@@ -324,11 +324,14 @@ def test_a_session_cookie_is_not_a_token(client, logged_in):
     assert error_of(call(client, "GET", "/unread-count")) == (401, "token_missing")
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "99999999999999999999999"])
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "99999999999999999999999", "\u00b2"])
 def test_stream_refuses_a_bad_last_event_id(client, token, value):
     response = call(client, "GET", "/stream", token(), headers={"Last-Event-ID": value})
     assert error_of(response) == (400, "validation_error")
     assert response.get_json()["error"]["details"][0]["field"] == "Last-Event-ID"
+    query = call(client, "GET", "/stream", token(), headers={"Last-Event-ID": ""}, query_string={"lastEventId": value})
+    assert error_of(query) == (400, "validation_error")  # an empty header does not hide a bad query value
+    assert query.get_json()["error"]["details"][0]["field"] == "lastEventId"
 
 
 # -- CORS -----------------------------------------------------------------------------------------
@@ -445,8 +448,10 @@ def test_bad_origins_are_refused_by_path_and_nothing_is_saved(client, api_key, o
     assert error_of(response) == (400, "validation_error")
     assert [d["field"] for d in response.get_json()["error"]["details"]] == fields
     assert inbox.allowed_origins() == ["https://kept.example.com"]
-    missing = client.put("/api/v1/settings/inbox", headers=_admin(api_key), json={})
-    assert [d["field"] for d in missing.get_json()["error"]["details"]] == ["allowedOrigins"]
+    for body in ({}, {"allowedOrigins": None}):
+        missing = client.put("/api/v1/settings/inbox", headers=_admin(api_key), json=body)
+        assert error_of(missing) == (400, "validation_error")
+        assert [d["field"] for d in missing.get_json()["error"]["details"]] == ["allowedOrigins"]
 
 
 def test_changes_are_audited_without_the_secret(client, api_key):

@@ -1,5 +1,5 @@
-"""The OpenAPI document is the API's contract: valid OpenAPI 3.1, every /api/v1 route in it and
-nothing in it that the app does not serve, served to keys and to signed-in people."""
+"""The OpenAPI document is the API's contract: valid OpenAPI 3.1, every /api/v1 and /inbox/v1 route
+in it and nothing in it that the app does not serve, served to keys and to signed-in people."""
 
 import copy
 import re
@@ -10,7 +10,9 @@ import schemathesis
 from dashboard.api.openapi import document
 
 PREFIX = "/api/v1"
+INBOX = "/inbox/v1"  # the end-user inbox: its paths name their own server (the document's root)
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
+METHODS = {"get", "put", "post", "delete", "patch"}
 
 
 def _route_paths(rule: str) -> list[str]:
@@ -29,19 +31,22 @@ def _route_paths(rule: str) -> list[str]:
 
 
 def _served(app) -> set[tuple[str, str]]:
+    """(method, full path) of every route under /api/v1 and /inbox/v1."""
     served = set()
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(PREFIX + "/"):
+        if not rule.rule.startswith((PREFIX + "/", INBOX + "/")):
             continue
-        for path in _route_paths(rule.rule[len(PREFIX):]):
+        for path in _route_paths(rule.rule):
             served |= {(method, path) for method in rule.methods - IGNORED_METHODS}
     return served
 
 
 def _documented() -> set[tuple[str, str]]:
-    methods = {"get", "put", "post", "delete", "patch"}
-    return {(method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
-            for path, item in document()["paths"].items() for method in item if method in methods}
+    """(method, full path): a path item's own `servers` replaces the document's."""
+    base = document()["servers"][0]["url"]
+    return {(method.upper(), (item.get("servers", [{"url": base}])[0]["url"].rstrip("/")
+                              + re.sub(r"\{[^}]+\}", "{}", path)))
+            for path, item in document()["paths"].items() for method in item if method in METHODS}
 
 
 def test_document_is_valid_openapi_3_1():
@@ -53,6 +58,25 @@ def test_document_is_valid_openapi_3_1():
 
 def test_every_api_route_is_documented(app):
     assert sorted(_served(app) - _documented()) == []
+    assert ("GET", f"{INBOX}/stream") in _documented() and ("POST", f"{PREFIX}/users/{{}}/inbox-token") in _documented()
+
+
+def test_inbox_operations_take_the_user_token_not_a_key():
+    raw = document()
+    assert raw["components"]["securitySchemes"]["inboxToken"]["scheme"] == "bearer"
+    for path, item in raw["paths"].items():
+        operations = [op for method, op in item.items() if method in METHODS]
+        if path.startswith(INBOX):
+            assert item["servers"][0]["url"] == "/", path
+            expected = [] if path.endswith(".js") else [{"inboxToken": []}]
+            assert all(op["security"] == expected for op in operations), path
+        else:
+            assert "servers" not in item and all("security" not in op for op in operations), path
+    stream = raw["paths"][f"{INBOX}/stream"]["get"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]
+    events = raw["components"]["schemas"]["InboxEvent"]["oneOf"]
+    names = [e["properties"]["event"].get("const") or e["properties"]["event"]["enum"] for e in events]
+    assert names == ["notification", "unread", ["reset", "expired"]]
 
 
 def test_every_documented_operation_exists(app):
@@ -63,9 +87,12 @@ def test_every_operation_states_its_errors():
     """Each operation names its answers for a bad key and, for writes, a bad body and a role."""
     for path, item in document()["paths"].items():
         for method, operation in item.items():
-            if method == "parameters":
+            if method not in METHODS:
                 continue
             codes = set(operation["responses"])
+            if operation.get("security") == []:  # public (the inbox widget's script)
+                assert "200" in codes, (method, path)
+                continue
             assert {"401", "429"} <= codes, (method, path)
             if "requestBody" in operation:
                 assert "400" in codes and "413" in codes, (method, path)

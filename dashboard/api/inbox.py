@@ -131,13 +131,15 @@ def notifications_read_all():
 @bp.get("/stream")
 @public
 def stream():
-    raw = request.headers.get("Last-Event-ID", request.args.get("lastEventId"))
     last = None
-    if raw is not None and raw.strip() != "":
-        raw = raw.strip()
-        if not raw.isdigit() or int(raw) > MAX_BIG_ID:
-            raise ValidationError("Last-Event-ID must be the id of the newest notification the client holds "
-                                  "(a whole number; 0 for none).", [{"field": "Last-Event-ID", "message": "not an id"}])
+    # the query serves a first connection; the header (an EventSource reconnecting) wins. Each is checked.
+    for name, raw in (("lastEventId", request.args.get("lastEventId")),
+                      ("Last-Event-ID", (request.headers.get("Last-Event-ID") or "").strip(" \t"))):
+        if not raw:
+            continue
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_BIG_ID:
+            raise ValidationError(f"{name} must be the id of the newest notification the client holds "
+                                  "(a whole number; 0 for none).", [{"field": name, "message": "not an id"}])
         last = int(raw)
     body = inbox_stream.events(current_app._get_current_object(), g.inbox_user, g.inbox_token, last, _item)
     return Response(body, mimetype="text/event-stream",
@@ -164,7 +166,7 @@ def inbox_settings_read():
 @roles(*ADMINS)
 def inbox_settings_update():
     body = json_body()
-    if "allowedOrigins" not in body:
+    if body.get("allowedOrigins") is None:
         raise ValidationError("Send allowedOrigins: a list of origins like https://app.example.com.",
                               [{"field": "allowedOrigins", "message": "is required"}])
     inbox.set_settings(allowed_origins=body["allowedOrigins"], actor=current_actor())

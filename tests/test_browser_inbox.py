@@ -22,7 +22,7 @@ from dashboard.services import campaigns, inbox, lifecycle, recipients
 from dashboard.services.actor import Actor
 from scripts.inbox_demo import DemoHost
 from tests.engine import drain, start_worker, stop_worker, wait_for
-from tests.servers import gunicorn
+from tests.servers import free_port, start, stop
 from tests.test_browser import SHOTS, _sign_in
 
 ACTOR = Actor.system("test")
@@ -34,11 +34,34 @@ INBOX_SHOTS = SHOTS / "inbox"
 
 # -- the servers ----------------------------------------------------------------------------------
 
+class Herald:
+    """Herald's web process as production runs it (gevent) on a port of its own, which it keeps across a
+    restart; streams check their token every second."""
+
+    def __init__(self, app):
+        self.app, self.port, self.proc = app, free_port(), None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = start(self.app, self.port, worker_class="gevent", HERALD_INBOX_HEARTBEAT="1")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
 @pytest.fixture
-def herald(app):
-    """Herald's web process as production runs it (gevent); streams check their token every second."""
-    with gunicorn(app, worker_class="gevent", HERALD_INBOX_HEARTBEAT="1") as base:
-        yield base
+def herald_server(app):
+    server = Herald(app)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def herald(herald_server):
+    return herald_server.url
 
 
 @pytest.fixture
@@ -445,4 +468,30 @@ def test_a_host_origin_that_is_not_allowed_is_refused_by_cors(page, make_host, h
         } catch (e) { return e.name; }
     }""", herald)
     assert refused == "TypeError"
+    assert_no_csp_violations(page)
+
+
+def test_the_widget_goes_offline_and_resumes_without_gaps_or_duplicates(page, host, herald_server):
+    add_item(USER, "Before the outage")
+    open_host(page, host)
+    open_panel(page)
+    expect(titles(page)).to_have_text(["Before the outage"])
+
+    herald_server.stop()
+    expect(notice(page)).to_contain_text("Offline — reconnecting…", timeout=15_000)
+    expect(bell(page)).to_have_attribute("aria-label", "Notifications, no unread, offline")
+    shoot(page, "offline")
+    send_campaign("During the outage", [USER], "Sent while you were offline")
+    send_campaign("Still down", [USER], "Also sent while you were offline")
+
+    herald_server.start()  # same port: the widget's next try finds it and resumes from the newest id it holds
+    expect(titles(page)).to_have_text(["Also sent while you were offline", "Sent while you were offline",
+                                       "Before the outage"], timeout=40_000)
+    expect(notice(page)).to_be_hidden()
+    expect(bell(page)).not_to_have_attribute("aria-label", re.compile("offline"))
+    send_campaign("Back", [USER], "Live again")
+    expect(titles(page)).to_have_text(["Live again", "Also sent while you were offline", "Sent while you were offline",
+                                       "Before the outage"], timeout=5000)
+    page.wait_for_timeout(1500)  # a late duplicate would show by now
+    expect(titles(page)).to_have_count(4)
     assert_no_csp_violations(page)

@@ -410,8 +410,9 @@ button { font: inherit; color: inherit; }
       if (this._state === "expired") label += ", session expired";
       else if (this._state === "refused") label += ", unavailable";
       else if (this._loaded) label += count ? `, ${count} unread` : ", no unread";
+      if (this._offline()) label += ", offline";
       this._bell.setAttribute("aria-label", label);
-      this._bell.classList.toggle("problem", problem || this._state === "offline");
+      this._bell.classList.toggle("problem", problem || this._offline());
       this._headCount.textContent = count ? `${count} unread` : "";
       this._readAll.disabled = count <= 0;
       this._readAll.hidden = problem;
@@ -452,7 +453,7 @@ button { font: inherit; color: inherit; }
       let title = null;
       let text = null;
       let kind = "alert";
-      if (this._state === "offline" || (this._loaded && !this._streamOk && this._failures > 1)) {
+      if (this._offline()) {
         kind = "cloud";
         title = "Offline — reconnecting…";
         text = "New notifications will appear when the connection is back.";
@@ -471,6 +472,11 @@ button { font: inherit; color: inherit; }
       const words = el("div");
       words.append(el("strong", "", title), el("span", "", text));
       notice.append(icon(kind), words);
+    }
+
+    /** Herald cannot be reached: the feed never loaded, or the stream failed to come back twice. */
+    _offline() {
+      return this._state === "offline" || (this._state === "ready" && !this._streamOk && this._failures > 1);
     }
 
     _renderEmpty(empty) {

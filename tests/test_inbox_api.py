@@ -426,10 +426,15 @@ def test_settings_normalise_origins(client, api_key):
     assert client.get("/api/v1/settings/inbox", headers=headers).get_json() == {
         "allowedOrigins": [], "rotatedAt": None, "tokenTtlSeconds": 43200}
     response = client.put("/api/v1/settings/inbox", headers=headers, json={"allowedOrigins": [
-        "HTTPS://App.Example.com:443/", " http://localhost:8080 ", "http://localhost:8080/", "http://shop.example.com:80"]})
+        "HTTPS://App.Example.com:443/", " http://localhost:8080 ", "http://localhost:8080/", "http://shop.example.com:80",
+        "http://[::1]:8080/", "https://Bücher.example"]})
     assert response.status_code == 200
-    assert response.get_json()["allowedOrigins"] == [APP, "http://localhost:8080", "http://shop.example.com"]
-    assert inbox.allowed_origins() == [APP, "http://localhost:8080", "http://shop.example.com"]
+    saved = [APP, "http://localhost:8080", "http://shop.example.com", "http://[::1]:8080", "https://xn--bcher-kva.example"]
+    assert response.get_json()["allowedOrigins"] == saved
+    assert inbox.allowed_origins() == saved
+    for origin in saved:  # each exactly as a browser sends it in Origin
+        answer = call(client, "GET", "/unread-count", inbox.issue_token("alice")[0], headers={"Origin": origin})
+        assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == origin
     emptied = client.put("/api/v1/settings/inbox", headers=headers, json={"allowedOrigins": []})
     assert emptied.get_json()["allowedOrigins"] == []
 

@@ -103,6 +103,13 @@ def clean_origin(raw) -> str:
     except ValueError:
         raise ValueError(f"“{text}” has an invalid port") from None
     host = parts.hostname.lower()
+    if ":" in host:  # IPv6: browsers send it bracketed
+        host = f"[{host}]"
+    elif not host.isascii():  # browsers send an internationalised name in its ASCII (punycode) form
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"“{text}” has a host name that is not valid") from None
     default = {"http": 80, "https": 443}[parts.scheme]
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 

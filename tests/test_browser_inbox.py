@@ -24,6 +24,7 @@ from scripts.inbox_demo import DemoHost
 from tests.engine import drain, start_worker, stop_worker, wait_for
 from tests.servers import free_port, start, stop
 from tests.test_browser import SHOTS, _sign_in
+from tests.test_browser_a11y import _axe
 
 ACTOR = Actor.system("test")
 USER, OTHER = "demo-001", "demo-002"
@@ -495,3 +496,26 @@ def test_the_widget_goes_offline_and_resumes_without_gaps_or_duplicates(page, ho
     page.wait_for_timeout(1500)  # a late duplicate would show by now
     expect(titles(page)).to_have_count(4)
     assert_no_csp_violations(page)
+
+
+@pytest.mark.parametrize("width", (1280, 390))
+def test_axe_finds_no_serious_violation_in_the_widget(browser, host, width):
+    add_item(USER, "Your Q3 report is ready", minutes_ago=90, image_url=f"{host.url}/banner.svg",
+             action_url=f"{host.url}/reports")
+    add_item(USER, "Maria commented on “Launch plan”", minutes_ago=2)
+    # axe goes in as a script tag, which the host's CSP (rightly) refuses: this context ignores it.
+    context = browser.new_context(viewport={"width": width, "height": 844}, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{host.url}/?user={USER}")
+        expect(badge(page)).to_have_text("2")
+        assert _axe(page) == []
+        open_panel(page)
+        expect(titles(page)).to_have_count(2)
+        assert _axe(page) == []
+        host.mint = lambda user: "not-a-token"
+        page.locator("herald-inbox").evaluate("(el) => el.setAttribute('token', 'not-a-token')")
+        expect(notice(page)).to_contain_text("Your session expired")
+        assert _axe(page) == []
+    finally:
+        context.close()

@@ -4,8 +4,8 @@ from sqlalchemy import func, select
 from dashboard import create_app
 from dashboard.cli import DEMO_LIST, DEMO_SEGMENT
 from dashboard.extensions import db
-from dashboard.models import ListMember, Segment, User, UserAttribute, UserList
-from dashboard.services import accounts, segments
+from dashboard.models import ListMember, Segment, Template, User, UserAttribute, UserList
+from dashboard.services import accounts, inbox, segments
 from tests.conftest import login
 
 
@@ -96,6 +96,24 @@ def test_seed_demo_fills_the_audiences_once(app, client):
     page = client.get("/audiences/segments").get_data(as_text=True)
     assert DEMO_SEGMENT in page
     assert DEMO_LIST in client.get("/audiences/lists").get_data(as_text=True)
+
+
+def test_seed_demo_allows_the_inbox_demo_origins_and_seeds_its_template(app, client):
+    """`make run`'s demo host (another port) may embed the inbox, and a newcomer has a template to send it."""
+    runner = app.test_cli_runner()
+    args = ["seed-demo", "--inbox-origin", "http://127.0.0.1:5001", "--inbox-origin", "http://LOCALHOST:5001/"]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "inbox origins allowed: http://127.0.0.1:5001, http://localhost:5001" in result.output
+    again = runner.invoke(args=[*args[:3], "--inbox-origin", "http://127.0.0.1:5002"])  # a later run, another port
+    assert again.exit_code == 0, again.output
+    assert inbox.allowed_origins() == ["http://127.0.0.1:5001", "http://localhost:5001", "http://127.0.0.1:5002"]
+    template = db.session.scalars(select(Template).where(Template.template_id == "inbox-demo")).one()
+    assert template.status == "approved"
+    allowed = client.get("/inbox/v1/unread-count", headers={"Origin": "http://localhost:5001"})
+    refused = client.get("/inbox/v1/unread-count", headers={"Origin": "http://localhost:5003"})
+    assert allowed.headers.get("Access-Control-Allow-Origin") == "http://localhost:5001"
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "origin_not_allowed"
 
 
 def test_seed_demo_refuses_in_production(database_url, redis_url, monkeypatch):

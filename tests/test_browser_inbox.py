@@ -498,6 +498,25 @@ def test_the_widget_goes_offline_and_resumes_without_gaps_or_duplicates(page, ho
     assert_no_csp_violations(page)
 
 
+def test_an_item_arriving_in_a_background_tab_is_read_only_once_the_tab_is_seen(page, host):
+    open_host(page, host)
+    open_panel(page)
+    page.evaluate("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+                  "document.dispatchEvent(new Event('visibilitychange'))")
+    campaign_id = send_campaign("While away", [USER], "Arrived while you were away")
+    expect(titles(page)).to_have_text(["Arrived while you were away"])
+    expect(badge(page)).to_have_text("1")
+    page.wait_for_timeout(1000)
+    note = feed_row(campaign_id, USER)
+    assert note.read_at is None  # in the open panel, but nobody was looking
+
+    page.evaluate("Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+                  "document.dispatchEvent(new Event('visibilitychange'))")
+    wait_for(lambda: read_at(note.id) is not None, 5, "the item to be read once the tab is seen")
+    expect(badge(page)).to_be_hidden()
+    assert read_count(campaign_id) == 1
+
+
 @pytest.mark.parametrize("width", (1280, 390))
 def test_axe_finds_no_serious_violation_in_the_widget(browser, host, width):
     add_item(USER, "Your Q3 report is ready", minutes_ago=90, image_url=f"{host.url}/banner.svg",

@@ -279,6 +279,13 @@ button { font: inherit; color: inherit; }
       this._onDocPointer = (event) => { if (!event.composedPath().includes(this)) this.close(false); };
       this._onOnline = () => { if (this._state === "offline" || !this._streamOk) this._connectSoon(0); };
       this._onResize = () => this._placePanel();
+      this._onVisible = () => {  // a panel left open in a background tab: what is in view counts once seen
+        if (!document.hidden && this._isOpen() && this._observer) {
+          this._observer.disconnect();
+          this._observeAll();
+        }
+      };
+      document.addEventListener("visibilitychange", this._onVisible);
       document.addEventListener("pointerdown", this._onDocPointer, true);
       window.addEventListener("online", this._onOnline);
       window.addEventListener("resize", this._onResize);
@@ -292,6 +299,7 @@ button { font: inherit; color: inherit; }
       document.removeEventListener("pointerdown", this._onDocPointer, true);
       window.removeEventListener("online", this._onOnline);
       window.removeEventListener("resize", this._onResize);
+      document.removeEventListener("visibilitychange", this._onVisible);
       clearInterval(this._ticker);
     }
 
@@ -587,7 +595,8 @@ button { font: inherit; color: inherit; }
       if (!this._observer) {
         this._observer = new IntersectionObserver((entries) => {
           for (const entry of entries) {
-            if (entry.isIntersecting && this._isOpen()) this._markRead(Number(entry.target.dataset.id));
+            const id = Number(entry.target.dataset.id);
+            if (entry.isIntersecting && this._isOpen() && !document.hidden) this._markRead(id);
           }
         }, { root: null, threshold: 0.6 });
       }

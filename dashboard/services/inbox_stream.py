@@ -29,6 +29,9 @@ REPLAY_LIMIT = 100
 # Two workers: a chunk's row (the lower id) can commit after a later chunk's. A stream looks this far
 # back for rows at or below its newest id that it has not sent.
 LATE_SECONDS = 120
+# Streams of one process reading the database at once: a wake-up of hundreds of streams queues here
+# rather than taking every pooled connection and every turn of the worker from dashboard requests.
+READ_SLOTS = 4
 _hubs: weakref.WeakSet = weakref.WeakSet()  # this process's hubs, for close_all
 
 
@@ -61,6 +64,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self.connected = False
         self.closing = False
+        self.reads = threading.BoundedSemaphore(READ_SLOTS)  # made in the worker, after gevent patched threading
         _hubs.add(self)
 
     def register(self, user_id: str) -> Waiter:
@@ -177,7 +181,7 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
     waiter = hub.register(user_id)  # before reading where we are: nothing committed after this is missed
     try:
         yield "retry: 3000\n\n"
-        with app.app_context():
+        with hub.reads, app.app_context():
             last = inbox.newest_id(user_id) if last_event_id is None else last_event_id
             count = inbox.unread_count(user_id)
             held = _held(user_id, last)
@@ -186,7 +190,7 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
         while True:
             if kinds:
                 items, late = [], []
-                with app.app_context():
+                with hub.reads, app.app_context():
                     if "new" in kinds:
                         floor = _window_start().timestamp()
                         held = {i: at for i, at in held.items() if at >= floor}
@@ -198,7 +202,7 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
                     held[note_id] = at
                     yield _event("notification", data, last)
                 if len(payload) > REPLAY_LIMIT:
-                    with app.app_context():
+                    with hub.reads, app.app_context():
                         last = inbox.newest_id(user_id)
                         held = _held(user_id, last)
                     yield _event("reset", {})

@@ -368,6 +368,26 @@ def test_clicking_follows_only_http_links_and_archive_removes_the_item(page, hos
     assert followed.clicked_at is not None and followed.read_at is not None
 
 
+def test_notification_text_is_only_text_and_the_host_can_keep_its_page(page, host):
+    markup = '<img src=x onerror="window.__xss = 1"><b>Sale</b>'
+    note = add_item(USER, markup, body='<script>window.__xss = 2</script>Body', action_url=f"{host.url}/?away=1",
+                    image_url="javascript:window.__xss = 3")
+    open_host(page, host)
+    page.evaluate("document.getElementById('inbox').addEventListener('herald-click', (e) => e.preventDefault())")
+    open_panel(page)
+    expect(titles(page)).to_have_text([markup])
+    item = page.locator("herald-inbox li.item").first
+    expect(item.locator(".body")).to_have_text('<script>window.__xss = 2</script>Body')
+    assert item.locator("b, script, img").count() == 0  # no element from the text, no image from a javascript: URL
+    item.locator("button.open").click()
+    wait_for(lambda: db.session.get(Notification, note.id).clicked_at is not None or db.session.expire_all(), 5,
+             "the click to be recorded")
+    page.wait_for_timeout(300)
+    assert page.url == f"{host.url}/?user={USER}"  # the host prevented the navigation
+    assert page.evaluate("window.__xss") is None
+    assert_no_csp_violations(page)
+
+
 def test_an_expired_token_shows_the_expired_state_until_the_host_gives_a_new_one(page, app, host):
     add_item(USER, "Waiting behind a good token")
     expired, _ = inbox.issue_token(USER, 1)

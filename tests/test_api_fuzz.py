@@ -1,6 +1,7 @@
 """Schemathesis fuzzes every API operation against the OpenAPI document, in process (WSGI), with
 every check: no server error, documented status codes, content types and bodies, invalid input
-rejected, valid input accepted, auth enforced. Paths reach real, seeded objects."""
+rejected, valid input accepted, auth enforced. Paths reach real, seeded objects. The end-user inbox
+(/inbox/v1, its own server in the document) is called with a user token for user-1."""
 
 import copy
 import hashlib
@@ -20,7 +21,7 @@ from dashboard.api.openapi import document
 from dashboard.extensions import db
 from dashboard.models import ApiKey, Campaign, Notification, Recipient, Template, UserList, utcnow
 from dashboard.queries import encode_cursor
-from dashboard.services import accounts, campaigns, lifecycle, lists, recipients, users
+from dashboard.services import accounts, campaigns, inbox, lifecycle, lists, recipients, users
 from dashboard.services.actor import Actor
 from tests.engine import drain
 from tests.test_api_campaigns import make_template
@@ -35,6 +36,8 @@ USERS = ["user-1", "user-2", "user.three@example.com"]
 CAMPAIGN_IDS = [1, 2, 3, 4]  # draft, scheduled, sent (one recipient failed), cancelled
 NOTIFICATION_IDS = [1, 2, 3]
 KEY = "hrld_fuzz0000_" + "k" * 43  # an admin key, so every operation is allowed
+INBOX_USER = USERS[0]  # the inbox token's user: notification 1 is theirs, 2 and 3 are others' (404)
+INBOX_TOKEN = "inbox-token-minted-at-call-time"  # cases are made before the app: realistic() mints the real one
 
 
 def _campaign(name: str, user_ids: list[str]) -> Campaign:
@@ -75,7 +78,7 @@ def _config() -> schemathesis.Config:
         "seed": SEED,
         "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
         "checks": {"enabled": True},
-        "auth": {"openapi": {"bearerAuth": {"bearer": KEY}}},
+        "auth": {"openapi": {"bearerAuth": {"bearer": KEY}, "inboxToken": {"bearer": INBOX_TOKEN}}},
         "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True},
                    "stateful": {"enabled": True, "max-steps": 8, "checks": {"positive_data_acceptance": {
                        # In a workflow an earlier step may archive the campaign's template or send the
@@ -114,16 +117,39 @@ WSGI = _SessionApp()
 @pytest.fixture
 def seeded(app, make_account):
     WSGI.target = app
+    inbox._cache.clear()  # the inbox secret is made anew in each emptied database
+    # A stream answers its first events at once; short heartbeats and lives end the rest quickly.
+    saved = {name: app.config[name] for name in ("HERALD_INBOX_HEARTBEAT", "HERALD_INBOX_STREAM_SECONDS")}
+    app.config.update(HERALD_INBOX_HEARTBEAT=0.1, HERALD_INBOX_STREAM_SECONDS=0.3)
     _seed()
     key, _ = accounts.create_api_key(make_account("admin"), "fuzz", ACTOR)
     key.prefix, key.key_hash = KEY.split("_")[1], hashlib.sha256(KEY.encode()).hexdigest()
     db.session.commit()
     assert db.session.scalar(select(ApiKey.id).where(ApiKey.prefix == "fuzz0000")) == key.id
+    yield
+    app.config.update(saved)
 
 
-# The document as GET /api/v1/openapi.json serves it (tests/test_openapi.py checks they are equal).
-schema = schemathesis.openapi.from_dict(copy.deepcopy(document()), config=_config())  # it writes inferred links in
+INBOX = "/inbox/v1/"
+
+
+def _part(inbox: bool) -> dict:
+    """The /api/v1 operations, or the /inbox/v1 ones with their own server (the root) made the
+    document's: Schemathesis builds and checks request paths from the document's first server."""
+    raw = copy.deepcopy(document())
+    raw["paths"] = {path: item for path, item in raw["paths"].items() if path.startswith(INBOX) is inbox}
+    for item in raw["paths"].values():
+        if inbox:
+            raw["servers"] = item.pop("servers")  # the same on every inbox path (tests/test_openapi.py)
+    return raw
+
+
+# The document as GET /api/v1/openapi.json serves it (tests/test_openapi.py checks they are equal), in
+# its two parts.
+schema = schemathesis.openapi.from_dict(_part(inbox=False), config=_config())  # it writes inferred links in
 schema.app = WSGI
+inbox_schema = schemathesis.openapi.from_dict(_part(inbox=True), config=_config())
+inbox_schema.app = WSGI
 
 # What JSON Schema cannot say: a cursor is one the API handed out, a templateId names a template,
 # variables are the template's, a schedule is in the future, a file is a CSV, channel settings are
@@ -234,6 +260,10 @@ def _valid(case, location: ParameterLocation) -> bool:
 def realistic(case) -> None:
     """Give the valid parts of a case the references and values a correct client would send."""
     label, body = case.operation.label, case.body
+    if case.headers and case.headers.get("Authorization") == f"Bearer {INBOX_TOKEN}":
+        # minted per case: a workflow's POST /settings/inbox/rotate revokes every earlier token
+        case.headers["Authorization"] = f"Bearer {inbox.issue_token(INBOX_USER)[0]}"
+        db.session.rollback()  # no transaction left open beside the app's requests
     if case.headers and "Idempotency-Key" in case.headers and _valid(case, ParameterLocation.HEADER):
         case.headers["Idempotency-Key"] = f"fuzz-{next(UNIQUE)}"
     if case.query and case.query.get("cursor") is not None and _valid(case, ParameterLocation.QUERY):
@@ -288,6 +318,8 @@ def realistic(case) -> None:
             body.pop(name, None)
     if label in ("POST /segments", "PATCH /segments/{segmentId}", "POST /segments/count"):
         _segment_body(body)
+    if label == "PUT /settings/inbox" and isinstance(body.get("allowedOrigins"), list):
+        body["allowedOrigins"] = [f"https://app{n}.example.com" for n in range(len(body["allowedOrigins"]))]
     if label == "PUT /settings/quiet-hours" and body.get("start") is not None and body.get("start") == body.get("end"):
         body["end"] = "08:00" if body["start"] != "08:00" else "07:00"  # an empty window is refused
     if label == "PUT /settings/frequency-caps" and isinstance(body.get("rules"), list):
@@ -308,6 +340,14 @@ def realistic(case) -> None:
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_document(case, seeded):
+    realistic(case)
+    case.call_and_validate()
+
+
+@inbox_schema.parametrize()
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_inbox_api_conforms_to_its_document(case, seeded):
     realistic(case)
     case.call_and_validate()
 

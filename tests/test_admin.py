@@ -101,3 +101,16 @@ def test_user_text_is_escaped_on_admin_pages(client, logged_in):
     html = client.get("/admin/api-keys").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_in_app_channel_card_points_to_the_inbox_widget_its_settings_and_the_demo(app, client, logged_in,
+                                                                                     monkeypatch):
+    logged_in("admin")
+    page = client.get("/admin/channels").get_data(as_text=True)
+    card = page[page.index('id="inbox-embed"'):]
+    card = card[:card.index("</p>")]
+    assert 'href="/inbox/v1/herald-inbox.js"' in card and 'href="/admin/inbox"' in card
+    assert 'href="/docs/api"' in card and "inbox demo" not in card  # no demo outside `make run`
+    monkeypatch.setitem(app.config, "HERALD_INBOX_DEMO_URL", "http://127.0.0.1:5001/")
+    page = client.get("/admin/channels").get_data(as_text=True)
+    assert '<a href="http://127.0.0.1:5001/" target="_blank" rel="noopener">Open the inbox demo</a>' in page

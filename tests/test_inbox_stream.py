@@ -302,7 +302,7 @@ def test_an_idle_stream_gets_a_ping_every_heartbeat(app, web, reader):
     pings = [e.at for e in s.of("ping")]
     gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
     print(f"\nping gaps: {', '.join(f'{g:.2f}' for g in gaps)} s (heartbeat {HEARTBEAT:g} s)")
-    assert all(0.7 * HEARTBEAT < g < 1.6 * HEARTBEAT for g in gaps)
+    assert all(0.7 * HEARTBEAT < g < 1.75 * HEARTBEAT for g in gaps)
     assert s.of("notification") == [] and not s.closed.is_set()
     s.close()
 

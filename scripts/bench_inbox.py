@@ -51,6 +51,7 @@ STREAMS = int(os.environ.get("HERALD_BENCH_INBOX_STREAMS", "1000"))
 ROWS = int(os.environ.get("HERALD_BENCH_INBOX_ROWS", "100000"))
 CONNECT_AT_ONCE = 100  # connections the client opens at a time (the listen backlog is gunicorn's 2048)
 SAMPLE_EVERY = 0.5
+TRACE = os.environ.get("HERALD_BENCH_INBOX_TRACE")  # a file for the per-user times, to see where a delay grows
 DUPLICATE_WINDOW = 2.0  # after every stream has its item, how long the client keeps listening for a second one
 
 
@@ -476,6 +477,10 @@ def part_inbox() -> dict:
         if user in listener.at:
             delays.append(got[0][1] - listener.at[user])
     floor = [listener.heard[u] - listener.at[u] for u in listener.at]
+    if TRACE:  # per user: the chunk's commit, heard by the bench's subscriber, the client's arrivals
+        with open(TRACE, "w") as f:
+            json.dump([{"u": s["u"], "at": listener.at.get(s["u"]), "heard": listener.heard.get(s["u"]),
+                        "got": s["got"]} for s in result["streams"]], f)
     return {"streams": STREAMS, "rows": ROWS, "mode": "batch", "workers": 2,
             "delay_p50_s": statistics.median(delays) if delays else float("nan"),
             "delay_p95_s": _quantile(delays, 0.95), "delay_max_s": max(delays, default=float("nan")),

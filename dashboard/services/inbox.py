@@ -211,6 +211,14 @@ def unread_count(user_id: str) -> int:
         Notification.user_id == user_id, Notification.read_at.is_(None), Notification.archived_at.is_(None)))
 
 
+def unread_counts(user_ids: list[str]) -> dict[str, int]:
+    """Unread counts of several users in one grouped query (users with none are absent)."""
+    rows = db.session.execute(select(Notification.user_id, func.count()).where(
+        Notification.user_id.in_(user_ids), Notification.read_at.is_(None), Notification.archived_at.is_(None))
+        .group_by(Notification.user_id)).all()
+    return dict(rows)
+
+
 def feed(user_id: str, *, limit: int, cursor_id: int | None, unread_only: bool, archived: bool):
     stmt = select(Notification).where(Notification.user_id == user_id,
                                       Notification.archived_at.is_not(None) if archived

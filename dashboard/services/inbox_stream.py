@@ -42,10 +42,20 @@ class Waiter:
         self.user_id = user_id
         self._event = threading.Event()
         self._kinds: set[str] = set()
+        self._batches: list[tuple[list, int]] = []
 
     def wake(self, kind: str) -> None:
         self._kinds.add(kind)
         self._event.set()
+
+    def offer(self, rows: list, unread: int) -> None:
+        """The hub read this user's recent rows and unread count for us (one read for all woken streams)."""
+        self._batches.append((rows, unread))
+        self.wake("batch")
+
+    def take_batches(self) -> list[tuple[list, int]]:
+        batches, self._batches = self._batches, []
+        return batches
 
     def wait(self, timeout: float) -> set[str]:
         self._event.wait(timeout)
@@ -57,8 +67,9 @@ class Waiter:
 class Hub:
     """Per process: userId -> the waiters of that user's open streams, and the one subscriber."""
 
-    def __init__(self, redis_url: str):
-        self._url = redis_url
+    def __init__(self, app: Flask, item_json):
+        self._app, self._item_json = app, item_json
+        self._url = app.config["REDIS_URL"]
         self._lock = threading.Lock()
         self._waiters: dict[str, set[Waiter]] = {}
         self._thread: threading.Thread | None = None
@@ -94,10 +105,35 @@ class Hub:
             kind, users = message["k"], message["u"]
         except (ValueError, KeyError, TypeError):
             return
+        if kind == "new":
+            self._deliver(users)
+            return
         with self._lock:
             targets = [w for user in users for w in self._waiters.get(user, ())]
         for waiter in targets:
             waiter.wake(kind)
+
+    def _deliver(self, users) -> None:
+        """A chunk committed: ONE read of the recent rows and ONE grouped unread count for every user
+        with a stream here, handed to their streams (a stream reading for itself would make a chunk
+        that names hundreds of streaming users hundreds of reads). If it fails, the streams read."""
+        with self._lock:
+            woken = {user: list(ws) for user in dict.fromkeys(users) if (ws := self._waiters.get(user))}
+        if not woken:
+            return
+        try:
+            with self._app.app_context():
+                per_user = _recent(list(woken), self._item_json)
+                counts = inbox.unread_counts(list(woken))
+        except Exception as err:  # noqa: BLE001 - the rows stay the truth: each stream reads them itself
+            log.warning("inbox batch read failed, streams read their own rows: %s", err)
+            for waiters in woken.values():
+                for waiter in waiters:
+                    waiter.wake("new")
+            return
+        for user, waiters in woken.items():
+            for waiter in waiters:
+                waiter.offer(per_user.get(user, []), counts.get(user, 0))
 
     def _wake_all(self) -> None:
         with self._lock:
@@ -138,10 +174,10 @@ def close_all() -> None:
         hub.close()
 
 
-def hub_for(app: Flask) -> Hub:
+def hub_for(app: Flask, item_json) -> Hub:
     hub = app.extensions.get("herald_inbox_hub")
     if hub is None:
-        hub = app.extensions.setdefault("herald_inbox_hub", Hub(app.config["REDIS_URL"]))
+        hub = app.extensions.setdefault("herald_inbox_hub", Hub(app, item_json))
     return hub
 
 
@@ -154,6 +190,17 @@ def _held(user_id: str, upto: int) -> dict[int, float]:
     rows = db.session.execute(select(Notification.id, Notification.created_at).where(
         Notification.user_id == user_id, Notification.id <= upto, Notification.created_at >= _window_start())).all()
     return {note_id: created.timestamp() for note_id, created in rows}
+
+
+def _recent(users: list[str], item_json) -> dict[str, list[tuple[int, float, dict]]]:
+    """Per user, the rows of the late-row window (new ones and late ones alike), oldest first."""
+    out: dict[str, list] = {}
+    rows = db.session.scalars(select(Notification).where(
+        Notification.user_id.in_(users), Notification.created_at >= _window_start(),
+        Notification.archived_at.is_(None)).order_by(Notification.id)).all()
+    for note in rows:
+        out.setdefault(note.user_id, []).append((note.id, note.created_at.timestamp(), item_json(note)))
+    return out
 
 
 def _late(user_id: str, upto: int, held: dict[int, float]) -> list[Notification]:
@@ -177,7 +224,7 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
     replayed (the client's next feed fetch has it)."""
     heartbeat = app.config["HERALD_INBOX_HEARTBEAT"]
     ends = time.monotonic() + app.config["HERALD_INBOX_STREAM_SECONDS"]
-    hub = hub_for(app)
+    hub = hub_for(app, item_json)
     waiter = hub.register(user_id)  # before reading where we are: nothing committed after this is missed
     try:
         yield "retry: 3000\n\n"
@@ -188,6 +235,22 @@ def events(app: Flask, user_id: str, token: str, last_event_id: int | None, item
         kinds = {"new"} if last_event_id is not None else set()
         yield _event("unread", {"unreadCount": count})
         while True:
+            if "batch" in kinds:  # rows the hub read for us: new ones (id > last) and late ones (not held)
+                floor = _window_start().timestamp()
+                held = {i: at for i, at in held.items() if at >= floor}
+                for rows, unread in waiter.take_batches():
+                    newest = last
+                    for note_id, at, data in rows:
+                        if note_id > newest:
+                            last, held[note_id] = note_id, at
+                            yield _event("notification", data, note_id)
+                        elif note_id not in held:
+                            held[note_id] = at
+                            yield _event("notification", data, last)
+                    if unread != count:
+                        count = unread
+                        yield _event("unread", {"unreadCount": count})
+                kinds.discard("batch")
             if kinds:
                 items, late = [], []
                 with hub.reads, app.app_context():

@@ -71,9 +71,10 @@ def cors(response):
     if getattr(current_app.view_functions.get(request.endpoint), "inbox_anonymous", False):
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    elif origin and _origin_allowed(origin):
+        return response
+    response.headers.add("Vary", "Origin")  # the answer depends on it, allowed or not (shared caches)
+    if origin and _origin_allowed(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers.add("Vary", "Origin")
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Max-Age"] = "600"

@@ -225,12 +225,8 @@ def feed(user_id: str, *, limit: int, cursor_id: int | None, unread_only: bool, 
                                       else Notification.archived_at.is_(None))
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
-    if cursor_id is not None:
-        stmt = stmt.where(Notification.id < cursor_id)
-    rows = db.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None), unread_count(user_id)
+    rows, next_id = notifications.page_of(stmt, limit, cursor_id)
+    return rows, next_id, unread_count(user_id)
 
 
 def newer_than(user_id: str, last_id: int, limit: int) -> list[Notification]:

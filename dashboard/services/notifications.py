@@ -63,18 +63,24 @@ def send(data: dict, actor: Actor) -> Campaign:
     return campaign
 
 
-def feed(user_id: str, *, unread_only: bool, limit: int, cursor_id: int | None) -> tuple[list, int | None, int]:
-    stmt = select(Notification).where(Notification.user_id == user_id)
-    if unread_only:
-        stmt = stmt.where(Notification.read_at.is_(None))
+def page_of(stmt, limit: int, cursor_id: int | None) -> tuple[list, int | None]:
+    """Feed rows newest first, `limit` of them after the cursor, and the next cursor's id (None: the end)."""
     if cursor_id is not None:
         stmt = stmt.where(Notification.id < cursor_id)
     rows = db.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def feed(user_id: str, *, unread_only: bool, limit: int, cursor_id: int | None) -> tuple[list, int | None, int]:
+    stmt = select(Notification).where(Notification.user_id == user_id)
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    rows, next_id = page_of(stmt, limit, cursor_id)
     unread = db.session.scalar(select(func.count()).select_from(Notification).where(
         Notification.user_id == user_id, Notification.read_at.is_(None)))
-    return rows, (rows[-1].id if more and rows else None), unread
+    return rows, next_id, unread
 
 
 def _get(user_id: str, notification_id: int) -> Notification:

@@ -847,14 +847,20 @@ button { font: inherit; color: inherit; }
       this._start(this._gen);
     }
 
+    /** The feed's first page in place of what is held; false if a newer start overtook this one. */
+    async _firstPage(gen) {
+      const page = await this._api("GET", `/inbox/v1/notifications?limit=${PAGE_SIZE}`);
+      if (gen !== this._gen) return false;
+      this._items.clear();
+      for (const item of page.items) this._hold(item);
+      this._cursor = page.nextCursor;
+      this._unread = page.unreadCount;
+      return true;
+    }
+
     async _start(gen) {
       try {
-        const page = await this._api("GET", `/inbox/v1/notifications?limit=${PAGE_SIZE}`);
-        if (gen !== this._gen) return;
-        this._items.clear();
-        for (const item of page.items) this._hold(item);
-        this._cursor = page.nextCursor;
-        this._unread = page.unreadCount;
+        if (!(await this._firstPage(gen))) return;
         this._loaded = true;
         this._state = "ready";
         this._failures = 0;
@@ -1034,13 +1040,7 @@ button { font: inherit; color: inherit; }
     /** Too much missed to replay: the first page again, keeping the stream. */
     async _reload(gen) {
       try {
-        const page = await this._api("GET", `/inbox/v1/notifications?limit=${PAGE_SIZE}`);
-        if (gen !== this._gen) return;
-        this._items.clear();
-        for (const item of page.items) this._hold(item);
-        this._cursor = page.nextCursor;
-        this._unread = page.unreadCount;
-        this._render();
+        if (await this._firstPage(gen)) this._render();
       } catch (err) {
         this._handle(err);
       }
